@@ -1,0 +1,74 @@
+"""Self-describing checkpoints: config, labels, encoder names, metrics and data hash travel with the weights."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+from .model import MultimodalClassifier
+
+log = logging.getLogger(__name__)
+FORMAT = 1
+DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "default.pt"
+
+
+def save_checkpoint(model: MultimodalClassifier, path: str | Path, **meta) -> Path:
+    """Write ``{"format", "config", "labels", "encoders", "state_dict", **meta}`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {
+        "format": FORMAT,
+        "config": model.cfg.to_dict(),
+        "labels": list(model.labels),
+        "encoders": {"text": model.cfg.text_encoder, "image": model.cfg.image_encoder},
+        "state_dict": {k: v.cpu() for k, v in model.trainable_state_dict().items()},
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **meta,
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, with a clear error for a missing or foreign file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RuntimeError(f"Cannot load checkpoint {path}: not a mmsa_core checkpoint or corrupt") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise RuntimeError(f"Cannot load checkpoint {path}: expected format {FORMAT}")
+    return ckpt
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
+               **config_overrides) -> tuple[MultimodalClassifier, dict]:
+    """Rebuild a model from a checkpoint alone (the shipped default when ``path`` is None).
+
+    Returns the model in eval mode and the checkpoint's metadata (everything but the weights).
+    """
+    path = Path(path) if path else DEFAULT_CHECKPOINT
+    ckpt = read_checkpoint(path)
+    cfg = ModelConfig.from_dict({**ckpt["config"], **config_overrides})
+    model = MultimodalClassifier(cfg)
+    model.load_trainable_state_dict(ckpt["state_dict"])
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    meta["path"] = str(path)
+    meta["sha256"] = file_sha256(path)
+    return model.to(device).eval(), meta
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,67 @@
+"""Config dataclasses. They travel inside every checkpoint, so a model rebuilds from what it stores."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model (encoders + fusion head)."""
+
+    fusion: str = "concat"  # registry name, see mmsa_core.list_models()
+    text_encoder: str = "minilm"  # alias (minilm, tiny-bert) or a Hugging Face hub name / local path
+    image_encoder: str = "efficientnet_lite0"  # efficientnet_lite0|efficientnet_lite2|resnet50|tiny-cnn
+    labels: tuple[str, ...] = LABELS  # order of the logits
+    hidden_dim: int = 256  # width of the fusion head
+    num_heads: int = 4  # attention heads in attention/transformer fusions
+    num_layers: int = 1  # transformer layers in transformer-style fusions
+    dropout: float = 0.1  # dropout inside the head
+    max_text_len: int = 64  # tokens per post; MVSA tweets are at most 140 characters
+    text_trainable_layers: int = 0  # top transformer layers of the text encoder that are fine-tuned (-1 = all)
+    image_trainable_blocks: int = 0  # top blocks of the CNN that are fine-tuned (0 = frozen)
+    modality_dropout: float = 0.0  # training-time chance to blank one modality (teaches the one-modality views)
+    mlm_weight: float = 0.0  # weight of the auxiliary masked-token loss (mscmf only)
+    mlm_mask_rate: float = 0.25  # share of text tokens masked for the auxiliary loss (most image-like first)
+    allow_download: bool = False  # let hub names download when online; offline by default
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"Unknown ModelConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        d = dict(d)
+        if "labels" in d:
+            d["labels"] = tuple(d["labels"])
+        return cls(**d)
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained; stored beside the model config for the record."""
+
+    data_dir: str = "../shared/data/mvsa-single"  # MVSA-Single folder (posts.csv + images/)
+    epochs: int = 20  # upper bound; early stopping on val usually ends sooner
+    batch_size: int = 32
+    lr: float = 1e-3  # head learning rate (AdamW)
+    encoder_lr: float = 5e-5  # learning rate of fine-tuned encoder layers
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06  # linear warm-up share of all steps, then linear decay
+    patience: int = 4  # epochs without a better val score before stopping
+    select_metric: str = "weighted_f1"  # val metric used for early stopping and checkpoint choice
+    loss: str = "ce"  # ce | weighted_ce | focal | adaptive
+    label_smoothing: float = 0.0
+    seed: int = 0
+    augment: bool = False  # text/image augmentation (only when encoders run end to end)
+    extra_data: list[str] = field(default_factory=list)  # annotation exports merged into train
+    cache_dir: str = ""  # feature cache ("" = $MMSA_CACHE_DIR or ./data/cache)
+    limit: int = 0  # use only the first N train/val posts (smoke tests)
+    num_threads: int = 0  # torch CPU threads (0 = torch default)
+    device: str = "auto"  # auto | cpu | cuda

@@ -1,0 +1,124 @@
+"""The multimodal classifier: text encoder + image encoder + a fusion head from the registry + a linear layer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .encoders import ImageEncoder, ImageFeatures, TextEncoder, TextFeatures
+from .fusion import create_fusion
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (B, C)
+    aux_loss: torch.Tensor | None = None  # weighted auxiliary loss (mscmf's masked-token loss)
+    text_attention: torch.Tensor | None = None  # (B, L) the fusion head's own attention over tokens
+    image_attention: torch.Tensor | None = None  # (B, R)
+
+
+def blank(text: TextFeatures, image: ImageFeatures, keep_text: torch.Tensor, keep_image: torch.Tensor):
+    """Zero a modality per sample; keep_* are (B,) floats. This is how the model sees a missing modality."""
+    kt, ki = keep_text.to(text.tokens.dtype), keep_image.to(image.regions.dtype)
+    text = TextFeatures(text.tokens * kt[:, None, None], text.mask, text.pooled * kt[:, None], text.input_ids)
+    image = ImageFeatures(image.regions * ki[:, None, None], image.pooled * ki[:, None])
+    return text, image
+
+
+class MultimodalClassifier(nn.Module):
+    """Encoders -> fusion head -> logits over ``cfg.labels``.
+
+    ``forward`` runs end to end from pixels and token ids; ``forward_from_trunk`` starts from the frozen
+    trunks' outputs, which is what training on cached features uses.
+    """
+
+    def __init__(self, cfg: ModelConfig, pretrained: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.text_encoder = TextEncoder(cfg.text_encoder, cfg.max_text_len, cfg.text_trainable_layers,
+                                        cfg.allow_download)
+        self.image_encoder = ImageEncoder(cfg.image_encoder, cfg.image_trainable_blocks, pretrained,
+                                          cfg.allow_download)
+        self.fusion = create_fusion(cfg.fusion, cfg, self.text_encoder.dim, self.image_encoder.dim)
+        self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(self.fusion.out_dim, len(cfg.labels)))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.cfg.labels)
+
+    def head(self, text: TextFeatures, image: ImageFeatures) -> ModelOutput:
+        """Fusion + classifier on encoded features."""
+        out = self.fusion(text, image)
+        logits = self.classifier(out.features)
+        aux = None
+        if out.mlm_states is not None:
+            vocab_logits = out.mlm_states @ self.text_encoder.word_embeddings.T  # (N, V), tied to the embeddings
+            aux = self.cfg.mlm_weight * F.cross_entropy(vocab_logits, out.mlm_targets)
+        return ModelOutput(logits, aux, out.text_attention, out.image_attention)
+
+    def encode_from_trunk(self, text_hidden, text_mask, input_ids, image_trunk):
+        text = self.text_encoder.features(self.text_encoder.forward_top(text_hidden, text_mask), text_mask, input_ids)
+        image = self.image_encoder.features(self.image_encoder.forward_top(image_trunk))
+        return text, image
+
+    def forward_from_trunk(self, text_hidden: torch.Tensor, text_mask: torch.Tensor, input_ids: torch.Tensor,
+                           image_trunk: torch.Tensor, view: str = "both") -> ModelOutput:
+        """Logits from cached trunk outputs. ``view`` is both | text | image (the other modality blanked)."""
+        text, image = self.encode_from_trunk(text_hidden, text_mask, input_ids, image_trunk)
+        return self.head(*self._view(text, image, view))
+
+    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor,
+                view: str = "both") -> ModelOutput:
+        """(B, 3, H, W) pixels and (B, L) token ids -> logits."""
+        hidden = self.text_encoder.forward_trunk(input_ids, mask)
+        return self.forward_from_trunk(hidden, mask, input_ids, self.image_encoder.forward_trunk(pixels), view)
+
+    def _view(self, text, image, view: str):
+        b = text.tokens.shape[0]
+        one, zero = torch.ones(b, device=text.tokens.device), torch.zeros(b, device=text.tokens.device)
+        if view == "text":
+            return blank(text, image, one, zero)
+        if view == "image":
+            return blank(text, image, zero, one)
+        if view != "both":
+            raise ValueError(f"Unknown view {view!r}; choose from ['both', 'text', 'image']")
+        p = self.cfg.modality_dropout
+        if self.training and p > 0:  # blank one modality for a share p of the samples
+            r = torch.rand(b, device=one.device)
+            drop_text, drop_image = r < p / 2, (r >= p / 2) & (r < p)
+            return blank(text, image, (~drop_text).float(), (~drop_image).float())
+        return text, image
+
+    # -- what a checkpoint stores -------------------------------------------------------------------
+    def frozen_prefixes(self) -> list[str]:
+        return ([f"text_encoder.{p}" for p in self.text_encoder.frozen_prefixes()]
+                + [f"image_encoder.{p}" for p in self.image_encoder.frozen_prefixes()])
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The state that differs from the pretrained encoders: head, classifier and fine-tuned layers."""
+        frozen = tuple(self.frozen_prefixes())
+        return {k: v.detach().clone() for k, v in self.state_dict().items() if not k.startswith(frozen)}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        expected = set(self.trainable_state_dict())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise RuntimeError(f"Checkpoint does not fit the model: missing {sorted(missing)[:5]}, "
+                               f"unexpected {sorted(unexpected)[:5]}")
+        self.load_state_dict(state, strict=False)
+
+    def param_groups(self, head_lr: float, encoder_lr: float) -> list[dict]:
+        """AdamW groups: fine-tuned encoder layers learn slower than the fresh head."""
+        enc, head = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (enc if name.startswith(("text_encoder.", "image_encoder.")) else head).append(p)
+        return [g for g in ({"params": head, "lr": head_lr}, {"params": enc, "lr": encoder_lr}) if g["params"]]
+
+
+def create_model(name: str, pretrained: bool = True, **overrides) -> MultimodalClassifier:
+    """Build a model by fusion name: ``create_model("mscmf", hidden_dim=128)``."""
+    return MultimodalClassifier(ModelConfig(fusion=name, **overrides), pretrained=pretrained)
