@@ -51,16 +51,23 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
                **config_overrides) -> tuple[MultimodalClassifier, dict]:
+    # An ensemble checkpoint returns an EnsembleClassifier, which offers the same seam.
     """Rebuild a model from a checkpoint alone (the shipped default when ``path`` is None).
 
     Returns the model in eval mode and the checkpoint's metadata (everything but the weights).
     """
     path = Path(path) if path else DEFAULT_CHECKPOINT
     ckpt = read_checkpoint(path)
-    cfg = ModelConfig.from_dict({**ckpt["config"], **config_overrides})
-    model = MultimodalClassifier(cfg)
-    model.load_trainable_state_dict(ckpt["state_dict"])
-    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    if ckpt.get("kind") == "ensemble":
+        from .ensemble import EnsembleClassifier, build_member
+
+        model = EnsembleClassifier([build_member(m) for m in ckpt["members"]])
+        meta = {k: v for k, v in ckpt.items() if k != "members"}
+        meta["members"] = [{k: v for k, v in m.items() if k != "state_dict"} for m in ckpt["members"]]
+    else:
+        model = MultimodalClassifier(ModelConfig.from_dict({**ckpt["config"], **config_overrides}))
+        model.load_trainable_state_dict(ckpt["state_dict"])
+        meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     meta["path"] = str(path)
     meta["sha256"] = file_sha256(path)
     return model.to(device).eval(), meta

@@ -1,0 +1,1 @@
+"""Revision scripts; annotations.db.init_db() applies them."""

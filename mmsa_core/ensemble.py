@@ -1,0 +1,157 @@
+"""Ensembles: several trained heads that share one pair of frozen encoder trunks, probabilities averaged.
+
+    python -m mmsa_core.ensemble runs/a.pt runs/b.pt runs/c.pt --out mmsa_core/weights/default.pt [--greedy]
+
+With ``--greedy`` members are chosen by forward selection on ``val`` (Caruana et al. 2004), so the val
+figure of the result is optimistic; the members' own val figures are stored beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import FORMAT, read_checkpoint
+from .config import ModelConfig
+from .model import ModelOutput, MultimodalClassifier
+
+log = logging.getLogger(__name__)
+
+
+class EnsembleClassifier(nn.Module):
+    """Averages the members' probabilities; the frozen trunks run once and are shared.
+
+    It offers the members' common seam (``text_encoder``, ``image_encoder``, ``forward``,
+    ``forward_from_trunk``, ``labels``), so prediction and explanations treat it like one model.
+    """
+
+    def __init__(self, members: list[MultimodalClassifier]):
+        super().__init__()
+        first = members[0]
+        for m in members[1:]:
+            same = (m.cfg.text_encoder, m.cfg.image_encoder, m.cfg.max_text_len, m.text_encoder.split,
+                    m.image_encoder.split, m.labels) == (first.cfg.text_encoder, first.cfg.image_encoder,
+                                                         first.cfg.max_text_len, first.text_encoder.split,
+                                                         first.image_encoder.split, first.labels)
+            if not same:
+                raise ValueError("Ensemble members must share encoders, text length, frozen split and labels")
+            _share_trunk(m, first)
+        self.members = nn.ModuleList(members)
+        self.cfg = first.cfg
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.members[0].labels
+
+    @property
+    def text_encoder(self):
+        return self.members[0].text_encoder
+
+    @property
+    def image_encoder(self):
+        return self.members[0].image_encoder
+
+    def forward_from_trunk(self, text_hidden, text_mask, input_ids, image_trunk, view: str = "both") -> ModelOutput:
+        outs = [m.forward_from_trunk(text_hidden, text_mask, input_ids, image_trunk, view) for m in self.members]
+        probs = torch.stack([o.logits.softmax(-1) for o in outs]).mean(0)  # (B, C)
+        return ModelOutput(probs.clamp_min(1e-12).log(), None, _mean([o.text_attention for o in outs]),
+                           _mean([o.image_attention for o in outs]))
+
+    def forward(self, pixels, input_ids, mask, view: str = "both") -> ModelOutput:
+        hidden = self.text_encoder.forward_trunk(input_ids, mask)
+        return self.forward_from_trunk(hidden, mask, input_ids, self.image_encoder.forward_trunk(pixels), view)
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return torch.stack(xs).mean(0) if xs else None
+
+
+def _share_trunk(member: MultimodalClassifier, owner: MultimodalClassifier) -> None:
+    """Point the member's frozen modules at the owner's, so they exist (and run) once."""
+    member.text_encoder.model.embeddings = owner.text_encoder.model.embeddings
+    for i in range(owner.text_encoder.split):
+        member.text_encoder.layers[i] = owner.text_encoder.layers[i]
+    for i in range(owner.image_encoder.split):
+        member.image_encoder.stages[i] = owner.image_encoder.stages[i]
+
+
+def build_member(ckpt: dict) -> MultimodalClassifier:
+    model = MultimodalClassifier(ModelConfig.from_dict(ckpt["config"]))
+    model.load_trainable_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def save_ensemble(paths: list[str | Path], out: str | Path, **meta) -> Path:
+    """One file holding every member's checkpoint (config + trainable weights + metrics)."""
+    members = [read_checkpoint(p) for p in paths]
+    for m, p in zip(members, paths):
+        if m.get("kind") == "ensemble":
+            raise ValueError(f"{p} is already an ensemble")
+        m["source"] = Path(p).name
+    first = members[0]
+    ckpt = {"format": FORMAT, "kind": "ensemble", "config": first["config"], "labels": first["labels"],
+            "encoders": first["encoders"], "members": members,
+            "train_config": first.get("train_config", {}), "data_hash": first.get("data_hash", ""),
+            "trainable_params": sum(m.get("trainable_params", 0) for m in members),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(out)
+    return out
+
+
+def greedy_select(member_probs: list[np.ndarray], y: np.ndarray, max_size: int = 7, metric=None) -> list[int]:
+    """Forward selection with replacement: add the member that most improves the metric; stop when none does."""
+    from sklearn.metrics import f1_score
+
+    metric = metric or (lambda p: f1_score(y, p.argmax(1), average="weighted"))
+    chosen, best = [], -1.0
+    while len(chosen) < max_size:
+        scores = [metric(np.mean([member_probs[j] for j in chosen + [i]], 0)) for i in range(len(member_probs))]
+        i = int(np.argmax(scores))
+        if scores[i] <= best:
+            break
+        chosen.append(i)
+        best = scores[i]
+    return chosen
+
+
+def main(argv=None) -> None:
+    from .data import load_mvsa
+    from .evaluate import compute_metrics, format_metrics
+    from .train import MvsaFeatures, predict_probs
+    from .config import TrainConfig
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--greedy", action="store_true", help="choose members by forward selection on val")
+    ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    models = [build_member(read_checkpoint(p)) for p in a.checkpoints]
+    val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
+    y = np.array([models[0].labels.index(p.label) for p in val])
+    probs = [predict_probs(m, MvsaFeatures(m, TrainConfig(data_dir=a.data_dir), progress=False)(val)) for m in models]
+    chosen = greedy_select(probs, y) if a.greedy else list(range(len(models)))
+    paths = [a.checkpoints[i] for i in chosen]
+    m = compute_metrics(y, np.mean([probs[i] for i in chosen], 0).argmax(1), models[0].labels)
+    members_val = [compute_metrics(y, probs[i].argmax(1), models[0].labels)["accuracy"] for i in range(len(models))]
+    print("members:", paths)
+    print(format_metrics(m))
+    m["epoch"] = 0
+    save_ensemble(paths, a.out, metrics={"val": m, "selection": "greedy on val" if a.greedy else "all",
+                                         "members_val_accuracy": dict(zip(a.checkpoints, members_val))})
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The store against a real PostgreSQL server, when MMSA_TEST_PG_URL names one.
+
+Each test works in a fresh schema that is dropped afterwards, so a shared database stays clean.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import create_engine, func, make_url, select, text
+
+import annotations as A
+from annotations.models import Annotation
+
+PG_URL = os.environ.get("MMSA_TEST_PG_URL")
+
+
+@pytest.fixture
+def pg_url():
+    if not PG_URL:
+        pytest.skip("MMSA_TEST_PG_URL not set: no PostgreSQL server to test against "
+                    "(e.g. postgresql+psycopg2://mmsa:mmsa@localhost/mmsa_test)")
+    schema = f"mmsa_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg(pg_url):
+    engine = A.create_engine_from_url(pg_url)
+    assert engine.dialect.name == "postgresql"
+    yield engine
+    engine.dispose()
+
+
+def test_pg_store_roundtrip(pg, data_dir, roundtrip):
+    assert A.init_db(pg) == A.head_revision()
+    ids = roundtrip(A.create_sessionmaker(pg), data_dir, "pg")
+    with A.create_sessionmaker(pg)() as s:
+        item = A.next_in_queue(s, "someone-else", "conflict", data_dir=data_dir)
+        assert item["post_id"] == ids["post_id"]
+        assert A.stats(s)["labels"]["negative"] == 1
+
+
+def test_pg_upgrade_from_0001_keeps_data(pg, old_rows):
+    A.init_db(pg, "0001")
+    with pg.begin() as conn:
+        for sql in old_rows:
+            conn.execute(text(sql))
+        for table in ("posts", "predictions", "annotators", "annotations"):  # explicit ids above
+            conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+    assert A.init_db(pg) == "0002"
+    sessions = A.create_sessionmaker(pg)
+    with sessions.begin() as s:
+        assert A.current_labels(s, 1) == {"ana": "neutral"}
+        assert A.get_post(s, 1)["prediction"]["prediction_id"] == 3
+        assert A.next_in_queue(s, "bob", "least_confident")["post_id"] == 2
+        A.skip(s, 2, "ana")
+        assert A.undo_last(s, "ana")["kind"] == "skip"
+
+
+def test_pg_concurrent_writers(pg, data_dir):
+    A.init_db(pg)
+    sessions = A.create_sessionmaker(pg)
+    with sessions.begin() as s:
+        post = A.add_post(s, "contested", data_dir=data_dir)
+
+    def write(i: int) -> None:
+        for j in range(20):
+            with sessions.begin() as s:  # every writer also races to create the "team" annotator
+                A.save_correction(s, post, "team" if j % 2 else f"w{i}", A.LABELS[j % 3], note=f"w{i}#{j}")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, range(4)))
+    with sessions() as s:
+        assert s.scalar(select(func.count(func.distinct(Annotation.note)))) == 80
+        assert len(A.list_annotators(s)) == 5

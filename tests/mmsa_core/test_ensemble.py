@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+import torch
+
+from mmsa_core import load_model, save_checkpoint
+from mmsa_core.ensemble import greedy_select, save_ensemble
+
+from .conftest import tiny_model
+from .test_models import batch
+
+
+def test_ensemble_averages_member_probabilities_and_shares_the_trunk(tmp_path):
+    members = [tiny_model("concat").eval(), tiny_model("mscmf", text_trainable_layers=1).eval()]
+    with pytest.raises(ValueError, match="share encoders"):  # different frozen splits cannot share a trunk
+        save_ensemble([save_checkpoint(m, tmp_path / f"m{i}.pt") for i, m in enumerate(members)], tmp_path / "x.pt")
+        load_model(tmp_path / "x.pt")
+    members = [tiny_model("concat").eval(), tiny_model("attention_add").eval()]
+    paths = [save_checkpoint(m, tmp_path / f"k{i}.pt") for i, m in enumerate(members)]
+    model, meta = load_model(save_ensemble(paths, tmp_path / "ens.pt"))
+    pixels, ids, mask = batch(members[0], 4)
+    with torch.no_grad():
+        expected = torch.stack([m(pixels, ids, mask).logits.softmax(-1) for m in members]).mean(0)
+        got = model(pixels, ids, mask).logits.softmax(-1)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert model.members[1].image_encoder.stages[0] is model.members[0].image_encoder.stages[0]
+    assert [m["source"] for m in meta["members"]] == ["k0.pt", "k1.pt"]
+
+
+def test_greedy_selection_picks_complementary_members():
+    y = np.array([0, 1, 2, 0])
+    good = np.eye(3)[[0, 1, 2, 1]] * 0.9 + 0.03
+    other = np.eye(3)[[0, 2, 2, 0]] * 0.6 + 0.1
+    bad = np.eye(3)[[2, 2, 1, 1]] * 0.9 + 0.03
+    chosen = greedy_select([bad, good, other], y)
+    assert chosen[0] == 1 and 0 not in chosen
