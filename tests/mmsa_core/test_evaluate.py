@@ -1,0 +1,50 @@
+import json
+
+import numpy as np
+
+from mmsa_core import ModelConfig, TrainConfig
+from mmsa_core.compare import to_markdown, write_block
+from mmsa_core.evaluate import compute_metrics, format_metrics, main as evaluate_main, plot_confusion
+from mmsa_core.train import train
+
+from .conftest import TINY
+
+LABELS = ("negative", "neutral", "positive")
+
+
+def test_metrics_match_hand_computed_values():
+    m = compute_metrics([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], LABELS)
+    assert abs(m["accuracy"] - 100 * 4 / 6) < 1e-9
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert m["per_class"]["neutral"] == {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1}
+    assert abs(m["macro_f1"] - 100 * np.mean([0.5, 2 / 3, 0.8])) < 1e-9
+    assert "confusion matrix" in format_metrics(m)
+
+
+def test_confusion_png(tmp_path):
+    m = compute_metrics([0, 1, 2], [0, 2, 2], LABELS)
+    assert plot_confusion(m, tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_then_evaluate_cli(tmp_path, mvsa_dir, capsys):
+    ckpt = tmp_path / "m.pt"
+    _, rec = train(ModelConfig(fusion="add", **TINY), TrainConfig(data_dir=str(mvsa_dir), epochs=2, limit=40,
+                                                                  cache_dir=str(tmp_path / "c")), ckpt, progress=False)
+    assert [h["epoch"] for h in rec["history"]] == [1, 2] and rec["metrics"]["val"]["epoch"] in (1, 2)
+    evaluate_main([str(ckpt), "--split", "val", "--data-dir", str(mvsa_dir), "--cache-dir", str(tmp_path / "c"),
+                   "--json", str(tmp_path / "m.json"), "--confusion", str(tmp_path / "cm.png")])
+    out = json.loads((tmp_path / "m.json").read_text())
+    assert out["n"] == 450 and set(out["per_class"]) == set(LABELS)
+    assert "weighted F1" in capsys.readouterr().out and (tmp_path / "cm.png").exists()
+
+
+def test_results_block_is_replaced_in_place(tmp_path):
+    doc = tmp_path / "results.md"
+    doc.write_text("# Results\n\nintro\n")
+    rows = [{"model": "add", "seed": s, "accuracy": 70.0 + s, "weighted_f1": 69.0, "macro_f1": 60.0,
+             "neutral_recall": 0.3, "params": 10, "seconds": 1.0} for s in (0, 1)]
+    write_block(doc, "frozen", to_markdown(rows))
+    write_block(doc, "frozen", to_markdown(rows[:1]))
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nintro") and text.count("compare:frozen:start") == 1
+    assert "| `add` | 70.00 ± 0.00 |" in text
