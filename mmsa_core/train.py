@@ -130,7 +130,7 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     total = steps_per_epoch * tcfg.epochs
     sched = get_linear_schedule_with_warmup(opt, int(tcfg.warmup_ratio * total), total)
     gen, rng = torch.Generator().manual_seed(tcfg.seed), random.Random(tcfg.seed)
-    aug = image_augmentation(224) if tcfg.augment else None
+    aug = image_augmentation(model.image_encoder.image_size) if tcfg.augment else None
     best, best_state, history, stale = None, None, [], 0
     for epoch in range(1, tcfg.epochs + 1):
         model.train()

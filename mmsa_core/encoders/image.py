@@ -102,6 +102,7 @@ class ImageEncoder(nn.Module):
         else:
             raise ValueError(f"Unknown image encoder {name!r}; choose from {list(IMAGE_ENCODERS)}")
         self.name, self.dim, self.preprocess = name, dim, preprocess
+        self.image_size = next(t.size for t in preprocess.transforms if isinstance(t, T.CenterCrop))[0]
         self.pretrained = pretrained and name != "tiny-cnn"
         self.stages = nn.ModuleList(stages)
         self.imagenet_head = head  # kept out of the state dict's trainable part; used to verify the weights
