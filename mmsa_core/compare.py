@@ -23,14 +23,15 @@ from .train import train
 log = logging.getLogger(__name__)
 
 
-def run(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict) -> list[dict]:
+def run(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, save_dir: str | None = None) -> list[dict]:
     rows = []
     for name in models:
         for seed in seeds:
             kw = dict(mcfg_kw)
             if name == "mscmf" and "mlm_weight" not in kw:
                 kw["mlm_weight"] = 0.1  # the seed paper trains mscmf with its auxiliary loss
-            _, rec = train(ModelConfig(fusion=name, **kw), TrainConfig(seed=seed, **tcfg_kw), progress=False)
+            out = Path(save_dir) / f"{name}-s{seed}.pt" if save_dir else None
+            _, rec = train(ModelConfig(fusion=name, **kw), TrainConfig(seed=seed, **tcfg_kw), out, progress=False)
             v = rec["metrics"]["val"]
             rows.append({"model": name, "seed": seed, "accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"],
                          "macro_f1": v["macro_f1"], "neutral_recall": v["per_class"]["neutral"]["recall"],
@@ -79,13 +80,14 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     ap.add_argument("--json", help="also write the per-run rows here")
+    ap.add_argument("--save-dir", help="keep every run's checkpoint here (e.g. for an ensemble)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     models = args.models or list_fusions()
     t0 = time.perf_counter()
     rows = run(models, args.seeds, {"text_trainable_layers": args.text_layers},
                {"loss": args.loss, "epochs": args.epochs, "lr": args.lr, "data_dir": args.data_dir,
-                "patience": 5})
+                "patience": 4}, args.save_dir)
     cmd = ("python -m mmsa_core.compare " + " ".join(argv if argv is not None else __import__("sys").argv[1:])).strip()
     body = (f"Command: `{cmd}` ({len(args.seeds)} seeds, {time.perf_counter() - t0:.0f} s in all on this machine).\n\n"
             + to_markdown(rows))

@@ -92,7 +92,6 @@ class TextEncoder(nn.Module):
         self.name, self.max_len = name, max_len
         self.tokenizer, self.model = load_tokenizer_and_model(name, allow_download)
         self.model.config.output_attentions = False
-        self.layers = self.model.encoder.layer  # BERT, RoBERTa, MiniLM, ... all keep their layers here
         n = len(self.layers)
         k = n if trainable_layers < 0 else min(trainable_layers, n)
         self.split = n - k  # layers [0, split) and the embeddings are frozen
@@ -103,6 +102,10 @@ class TextEncoder(nn.Module):
         for layer in self.layers[self.split:]:
             for p in layer.parameters():
                 p.requires_grad_(True)
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.model.encoder.layer  # BERT, RoBERTa, MiniLM, ... all keep their layers here
 
     def frozen_prefixes(self) -> list[str]:
         """State-dict prefixes (relative to this module) that come unchanged from the pretrained weights."""

@@ -1,6 +1,6 @@
 """Explanations for the fused model: why did it label this post as it did, and can we trust the answer?
 
-    from mmsa_core import Predictor
+    from mmsa_core.predictor import Predictor
     e = Predictor.from_checkpoint().explain("post.jpg", "what a day!", method="GradCAM")
     e.overlay, e.word_scores, e.modality.shares, e.faithfulness
 
@@ -12,5 +12,6 @@ from .explainer import explain
 from .modality import ModalityViews
 from .overlay import overlay
 from .result import Explanation
+from .words import scale_scores
 
-__all__ = ["CAM_METHODS", "Explanation", "ModalityViews", "explain", "list_cam_methods", "overlay"]
+__all__ = ["CAM_METHODS", "Explanation", "ModalityViews", "explain", "list_cam_methods", "overlay", "scale_scores"]

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..data import InputError
+from ..predictor import Predictor
 from .cam import list_cam_methods
 from .page import to_html
 from .result import Explanation
@@ -56,8 +57,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from ..predictor import Predictor  # after argparse, so --help is instant
-
     try:
         predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
         e = predictor.explain(args.image, args.text, method=args.method, target=args.target, alpha=args.alpha,

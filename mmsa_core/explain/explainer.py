@@ -1,7 +1,6 @@
 """One post in, one ``Explanation`` out: heatmap, word scores, modality views and their faithfulness."""
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -18,8 +17,6 @@ from .modality import SINGLE_MODALITY, modality_views
 from .overlay import overlay
 from .result import Explanation
 from .words import EncodedText, encode_text, to_words
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -123,7 +120,9 @@ def explain(model, image, text: str, method: str | None = "GradCAM", target: str
     """
     t0 = time.perf_counter()
     if method is not None:
-        get_cam_method(method)  # an unknown name fails before any work
+        get_cam_method(method)  # an unknown name or a wrong opacity fails before any work
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be within [0, 1], got {alpha}")
     was_training = model.training
     model.eval()
     try:

@@ -12,6 +12,8 @@ higher is better; sufficiency = p(post) - p(only the top-k words), lower is bett
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from pytorch_grad_cam.metrics.cam_mult_image import multiply_tensor_with_cam
@@ -44,12 +46,14 @@ def image_faithfulness(image_model, pixels: torch.Tensor, cam: np.ndarray, targe
     x = pixels[0].detach().cpu()
     imputer = NoisyLinearImputer()
     batch = []
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # the library's imputer runs np.argwhere on a tensor: a NumPy 2 deprecation, harmless here
+        warnings.filterwarnings("ignore", message="__array_wrap__", category=DeprecationWarning)
         torch.manual_seed(seed)  # the imputer adds noise: seeded, so an explanation repeats exactly
         for f in fractions:
             morf, lerf = keep_masks(cam, f, seed)
             batch += [imputer(x, morf), imputer(x, lerf)]
-    batch.append(multiply_tensor_with_cam(x, torch.from_numpy(cam)))
+    batch.append(multiply_tensor_with_cam(x, torch.tensor(cam)))
     batch = torch.stack([x, *batch]).to(pixels.device)  # (1 + 2F + 1, 3, H, W)
     p = image_model(batch).softmax(-1)[:, target].float().cpu().numpy()
     d = p[1:] - p[0]

@@ -75,7 +75,8 @@ def to_original(heatmap: np.ndarray, box: Box, image_size: tuple[int, int]) -> n
     w, h = image_size
     left, top, right, bottom = (int(round(v)) for v in box)
     bw, bh = max(right - left, 1), max(bottom - top, 1)
-    resized = np.asarray(Image.fromarray(np.ascontiguousarray(heatmap, dtype=np.float32)).resize((bw, bh), Image.BILINEAR))
+    small = Image.fromarray(np.ascontiguousarray(heatmap, dtype=np.float32))  # mode "F"
+    resized = np.asarray(small.resize((bw, bh), Image.BILINEAR))
     out = np.zeros((h, w), dtype=np.float32)
     x0, y0, x1, y1 = max(left, 0), max(top, 0), min(right, w), min(bottom, h)
     if x1 > x0 and y1 > y0:

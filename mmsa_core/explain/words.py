@@ -90,3 +90,10 @@ def remove_words(encoded: EncodedText, drop: set[int], pad_id: int) -> tuple[tor
     mask = torch.zeros_like(encoded.mask[0])
     mask[: len(keep)] = True
     return new[None], mask[None]
+
+
+def scale_scores(scores: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Scores divided by the largest magnitude, so they lie in [-1, 1] (what ``gr.HighlightedText`` expects
+    for numbers); signs and ratios are kept. All-zero scores stay zero."""
+    top = max((abs(s) for _, s in scores), default=0.0)
+    return [(w, s / top if top > 0 else 0.0) for w, s in scores]

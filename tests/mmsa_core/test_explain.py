@@ -68,6 +68,19 @@ def test_no_hook_survives_even_an_error(post):
     assert no_hooks(model)
 
 
+def test_hooks_never_sit_on_the_shared_layer(post):
+    """The CAM hooks a private tap, so a predict() running meanwhile on the same model is not recorded."""
+    model = tiny_model("concat").eval()
+    layer = model.image_encoder.target_layer
+    seen = []
+    handle = layer.register_forward_hook(lambda *_: seen.append(len(layer._forward_hooks)))
+    try:
+        explain(model, *post, method="GradCAM")
+    finally:
+        handle.remove()
+    assert seen and set(seen) == {1}  # only this test's own hook, every time the layer ran
+
+
 def test_unknown_method_lists_the_menu(post):
     with pytest.raises(ValueError, match=r"Unknown CAM method 'gradcan'; choose from \['GradCAM', 'GradCAM\+\+'"):
         explain(tiny_model("concat").eval(), *post, method="gradcan")
@@ -125,7 +138,7 @@ def test_integrated_gradients_are_complete(post, fusion):
     model = tiny_model(fusion).eval()
     enc = encode_post(model, *post)
     target = int(enc.logits.argmax())
-    scores, delta = integrated_gradients(model, enc.words, enc.regions, target, steps=32)
+    scores, delta = integrated_gradients(model, enc.words, enc.regions, target, steps=64)
     ids = enc.words.input_ids.clone()
     ids[0, [t for t, w in enumerate(enc.words.token_word) if w >= 0]] = model.text_encoder.tokenizer.pad_token_id
     with torch.no_grad():

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from mmsa_core.explain import explain
-from mmsa_core.explain.words import encode_text, remove_words, to_words, word_spans
+from mmsa_core.explain.words import encode_text, remove_words, scale_scores, to_words, word_spans
 
 from .conftest import tiny_model
 
@@ -87,3 +87,8 @@ def test_removing_words_deletes_their_pieces(model):
     ids, mask = remove_words(enc, {1}, pad_id=0)
     expected = model.text_encoder.tokenize(["good ugly"])
     assert torch.equal(ids, expected["input_ids"]) and torch.equal(mask, expected["attention_mask"])
+
+
+def test_scaled_scores_fit_highlighted_text():
+    assert scale_scores([("a", 2.0), ("b", -4.0), ("c", 0.0)]) == [("a", 0.5), ("b", -1.0), ("c", 0.0)]
+    assert scale_scores([("a", 0.0)]) == [("a", 0.0)] and scale_scores([]) == []

@@ -115,3 +115,9 @@ def test_corrupt_checkpoint_gets_a_clear_error(tmp_path):
         load_model(bad)
     with pytest.raises(FileNotFoundError, match="No checkpoint"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_state_dict_has_no_duplicate_entries():
+    model = tiny_model("concat", text_trainable_layers=1)
+    ptrs = [v.data_ptr() for v in model.state_dict().values() if v.numel()]
+    assert len(ptrs) == len(set(ptrs))
