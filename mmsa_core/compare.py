@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import read_checkpoint
 from .config import ModelConfig, TrainConfig
 from .fusion import list_fusions
 from .train import train
@@ -31,7 +32,10 @@ def run(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, save_
             if name == "mscmf" and "mlm_weight" not in kw:
                 kw["mlm_weight"] = 0.1  # the seed paper trains mscmf with its auxiliary loss
             out = Path(save_dir) / f"{name}-s{seed}.pt" if save_dir else None
-            _, rec = train(ModelConfig(fusion=name, **kw), TrainConfig(seed=seed, **tcfg_kw), out, progress=False)
+            if out is not None and out.exists():  # resume: a run already saved counts as done
+                rec = read_checkpoint(out)
+            else:
+                _, rec = train(ModelConfig(fusion=name, **kw), TrainConfig(seed=seed, **tcfg_kw), out, progress=False)
             v = rec["metrics"]["val"]
             rows.append({"model": name, "seed": seed, "accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"],
                          "macro_f1": v["macro_f1"], "neutral_recall": v["per_class"]["neutral"]["recall"],
@@ -80,7 +84,8 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     ap.add_argument("--json", help="also write the per-run rows here")
-    ap.add_argument("--save-dir", help="keep every run's checkpoint here (e.g. for an ensemble)")
+    ap.add_argument("--save-dir", help="keep every run's checkpoint here (e.g. for an ensemble); runs already "
+                    "saved there are read back instead of trained again")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     models = args.models or list_fusions()
