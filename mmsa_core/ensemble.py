@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,10 @@ class EnsembleClassifier(nn.Module):
                 raise ValueError("Ensemble members must share encoders, text length, frozen split and labels")
             _share_trunk(m, first)
         self.members = nn.ModuleList(members)
-        self.cfg = first.cfg
+        names = "+".join(dict.fromkeys(m.cfg.fusion for m in members))
+        self.cfg = replace(first.cfg, fusion=f"ensemble:{names}")  # describes the whole; members keep their own
+        self.frozen = first.text_encoder.split == len(first.text_encoder.layers) and \
+            first.image_encoder.split == len(first.image_encoder.stages)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -56,11 +60,22 @@ class EnsembleClassifier(nn.Module):
     def image_encoder(self):
         return self.members[0].image_encoder
 
-    def forward_from_trunk(self, text_hidden, text_mask, input_ids, image_trunk, view: str = "both") -> ModelOutput:
-        outs = [m.forward_from_trunk(text_hidden, text_mask, input_ids, image_trunk, view) for m in self.members]
+    @staticmethod
+    def _average(outs: list[ModelOutput]) -> ModelOutput:
         probs = torch.stack([o.logits.softmax(-1) for o in outs]).mean(0)  # (B, C)
         return ModelOutput(probs.clamp_min(1e-12).log(), None, _mean([o.text_attention for o in outs]),
                            _mean([o.image_attention for o in outs]))
+
+    def head(self, text, image) -> ModelOutput:
+        """Averaged heads on encoded features; valid when the members' encoders are wholly frozen (shared)."""
+        if not self.frozen:
+            raise NotImplementedError("This ensemble's members fine-tuned encoder layers, so their features "
+                                      "differ: use forward() or forward_from_trunk()")
+        return self._average([m.head(text, image) for m in self.members])
+
+    def forward_from_trunk(self, text_hidden, text_mask, input_ids, image_trunk, view: str = "both") -> ModelOutput:
+        return self._average([m.forward_from_trunk(text_hidden, text_mask, input_ids, image_trunk, view)
+                              for m in self.members])
 
     def forward(self, pixels, input_ids, mask, view: str = "both") -> ModelOutput:
         hidden = self.text_encoder.forward_trunk(input_ids, mask)
@@ -151,7 +166,13 @@ def main(argv=None) -> None:
     models = [build_member(read_checkpoint(p)) for p in a.checkpoints]
     val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
     y = np.array([models[0].labels.index(p.label) for p in val])
-    probs = [predict_probs(m, MvsaFeatures(m, TrainConfig(data_dir=a.data_dir), progress=False)(val)) for m in models]
+    features = {}  # members that cut the encoders at the same place share one feature set
+    for m in models:
+        key = (m.cfg.text_encoder, m.text_encoder.split, m.cfg.max_text_len, m.cfg.image_encoder, m.image_encoder.split)
+        if key not in features:
+            features[key] = MvsaFeatures(m, TrainConfig(data_dir=a.data_dir), progress=False)(val)
+    probs = [predict_probs(m, features[(m.cfg.text_encoder, m.text_encoder.split, m.cfg.max_text_len,
+                                        m.cfg.image_encoder, m.image_encoder.split)]) for m in models]
     chosen = greedy_select(probs, y) if a.greedy else list(range(len(models)))
     paths = [a.checkpoints[i] for i in chosen]
     m = compute_metrics(y, np.mean([probs[i] for i in chosen], 0).argmax(1), models[0].labels)

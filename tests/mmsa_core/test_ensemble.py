@@ -33,3 +33,15 @@ def test_greedy_selection_picks_complementary_members():
     bad = np.eye(3)[[2, 2, 1, 1]] * 0.9 + 0.03
     chosen = greedy_select([bad, good, other], y)
     assert chosen[0] == 1 and 0 not in chosen
+
+
+def test_ensemble_of_frozen_members_exposes_the_head_seam(tmp_path):
+    members = [tiny_model("attention_concat").eval(), tiny_model("cross_attention").eval()]
+    model, _ = load_model(save_ensemble([save_checkpoint(m, tmp_path / f"h{i}.pt") for i, m in enumerate(members)],
+                                        tmp_path / "e.pt"))
+    pixels, ids, mask = batch(members[0], 3)
+    with torch.no_grad():
+        text, image = model.text_encoder(ids, mask), model.image_encoder(pixels)
+        assert torch.allclose(model.head(text, image).logits, model(pixels, ids, mask).logits, atol=1e-6)
+        assert model.head(text, image).text_attention.shape == ids.shape
+    assert model.cfg.fusion == "ensemble:attention_concat+cross_attention"
