@@ -37,7 +37,8 @@ def run(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, save_
             else:
                 _, rec = train(ModelConfig(fusion=name, **kw), TrainConfig(seed=seed, **tcfg_kw), out, progress=False)
             v = rec["metrics"]["val"]
-            rows.append({"model": name, "seed": seed, "accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"],
+            rows.append({"model": name, "seed": seed, "epochs_run": len(rec["history"]),
+                         "max_epochs": rec["train_config"]["epochs"], "accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"],
                          "macro_f1": v["macro_f1"], "neutral_recall": v["per_class"]["neutral"]["recall"],
                          "epoch": v["epoch"], "params": rec["trainable_params"], "seconds": rec["train_seconds"]})
             log.info("%s seed %d: acc %.2f wF1 %.2f", name, seed, v["accuracy"], v["weighted_f1"])
@@ -50,14 +51,15 @@ def to_markdown(rows: list[dict]) -> str:
         return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0:.2f}"
 
     lines = ["| model | val accuracy | val weighted F1 | val macro F1 | neutral recall | best seed acc / wF1 "
-             "| trainable params | train s (median) |", "|---|---|---|---|---|---|---|---|"]
+             "| trainable params | train s (median) | epochs run / max |", "|---|---|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["model"] for r in rows):
         rs = [r for r in rows if r["model"] == name]
         best = max(rs, key=lambda r: r["weighted_f1"])
         lines.append(f"| `{name}` | {ms([r['accuracy'] for r in rs])} | {ms([r['weighted_f1'] for r in rs])} | "
                      f"{ms([r['macro_f1'] for r in rs])} | {ms([r['neutral_recall'] for r in rs])} | "
                      f"{best['accuracy']:.2f} / {best['weighted_f1']:.2f} | {rs[0]['params']:,} | "
-                     f"{np.median([r['seconds'] for r in rs]):.0f} |")
+                     f"{np.median([r['seconds'] for r in rs]):.0f} | "
+                     f"{'/'.join(str(r.get('epochs_run', '?')) for r in rs)} / {rs[0].get('max_epochs', '?')} |")
     return "\n".join(lines)
 
 
@@ -82,6 +84,7 @@ def main(argv=None) -> None:
     ap.add_argument("--loss", default="ce")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--patience", type=int, default=4)
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     ap.add_argument("--json", help="also write the per-run rows here")
     ap.add_argument("--save-dir", help="keep every run's checkpoint here (e.g. for an ensemble); runs already "
@@ -92,7 +95,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     rows = run(models, args.seeds, {"text_trainable_layers": args.text_layers},
                {"loss": args.loss, "epochs": args.epochs, "lr": args.lr, "data_dir": args.data_dir,
-                "patience": 4}, args.save_dir)
+                "patience": args.patience}, args.save_dir)
     cmd = ("python -m mmsa_core.compare " + " ".join(argv if argv is not None else __import__("sys").argv[1:])).strip()
     body = (f"Command: `{cmd}` ({len(args.seeds)} seeds, {time.perf_counter() - t0:.0f} s in all on this machine).\n\n"
             + to_markdown(rows))
