@@ -61,6 +61,7 @@ def _key(*parts) -> str:
 @torch.no_grad()
 def encode_texts(model: MultimodalClassifier, texts: list[str], batch_size: int = 64, progress: bool = False):
     enc = model.text_encoder
+    enc.train(False)  # inference behaviour, so a post encodes the same alone or in any batch
     device = next(model.parameters()).device
     hidden, masks, ids = [], [], []
     for i in tqdm(range(0, len(texts), batch_size), desc="text", disable=not progress):
@@ -76,6 +77,7 @@ def encode_texts(model: MultimodalClassifier, texts: list[str], batch_size: int 
 def encode_images(model: MultimodalClassifier, images: list, batch_size: int = 32, progress: bool = False):
     """Trunk outputs of images given as paths, bytes or PIL images."""
     enc = model.image_encoder
+    enc.train(False)  # BatchNorm with its running statistics, never the batch's own
     device = next(model.parameters()).device
     out = []
     for i in tqdm(range(0, len(images), batch_size), desc="images", disable=not progress):

@@ -44,6 +44,7 @@ class MultimodalClassifier(nn.Module):
                                           cfg.allow_download)
         self.fusion = create_fusion(cfg.fusion, cfg, self.text_encoder.dim, self.image_encoder.dim)
         self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(self.fusion.out_dim, len(cfg.labels)))
+        self.train()  # a fresh nn.Module trains; this also puts the frozen trunks in inference mode
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -112,6 +112,7 @@ class ImageEncoder(nn.Module):
         for stage in self.stages[self.split:]:
             for p in stage.parameters():
                 p.requires_grad_(True)
+        self.train()  # timm builds in training mode: the frozen stages must use their running statistics
 
     @property
     def target_layer(self) -> nn.Module:

@@ -50,6 +50,14 @@ def encode_post(model, image, text: str) -> EncodedPost:
     return EncodedPost(img, pixels, below, words, text_feats, regions, out.logits, out.text_attention)
 
 
+def check_explainable(model) -> None:
+    """Explanations run the fusion head on encoded features; an ensemble can do that only when its members
+    share wholly frozen encoders (``EnsembleClassifier.frozen``)."""
+    if getattr(model, "frozen", True) is False:
+        raise ValueError("This ensemble's members fine-tuned encoder layers, so they do not share one set of "
+                         "features to explain; explain a member instead (model.members[i])")
+
+
 def resolve_target(target, labels: tuple[str, ...], predicted: int) -> int:
     """Class index for ``target``: None (the predicted class), a label name or an index."""
     if target is None:
@@ -88,8 +96,9 @@ def _word_attention(model, post: EncodedPost, notes: list[str]) -> list[tuple[st
     if post.text_attention is None:
         notes.append(f"No word attention: the {model.cfg.fusion} head has no attention over words.")
         return None
-    notes.append("Word attention is the fusion head's own attention weight per word: where the head looked, "
-                 "not which way a word pushed (see the signed word scores for that).")
+    whose = "the members' mean attention" if hasattr(model, "members") else "the fusion head's own attention"
+    notes.append(f"Word attention is {whose} weight per word: where the head looked, not which way a word "
+                 "pushed (see the signed word scores for that).")
     return to_words(post.words, post.text_attention[0].float().cpu().numpy())
 
 
@@ -123,6 +132,7 @@ def explain(model, image, text: str, method: str | None = "GradCAM", target: str
         get_cam_method(method)  # an unknown name or a wrong opacity fails before any work
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be within [0, 1], got {alpha}")
+    check_explainable(model)
     was_training = model.training
     model.eval()
     try:

@@ -78,3 +78,15 @@ def test_resnet50_offline_without_weights_says_how_to_fix(monkeypatch, tmp_path)
 def test_unknown_text_encoder_offline_says_how_to_fix():
     with pytest.raises(RuntimeError, match="allow_download=True"):
         TextEncoder("no-such-org/no-such-model")
+
+
+def test_cached_image_features_do_not_depend_on_the_batch(mvsa_dir):
+    from mmsa_core import ModelConfig, MultimodalClassifier
+    from mmsa_core.features import encode_images
+
+    model = MultimodalClassifier(ModelConfig(fusion="concat"))  # a fresh model is in training mode
+    paths = [str(mvsa_dir / "images" / f"{i}.jpg") for i in ("277", "144", "237")]
+    together = encode_images(model, paths)
+    alone = encode_images(model, paths[:1])
+    assert torch.allclose(together[:1], alone, atol=1e-4)
+    assert not model.image_encoder.stages[0].training  # frozen BatchNorm keeps its running statistics

@@ -169,6 +169,27 @@ def test_views_are_the_models_own(post):
     assert not any("approximate" in n for n in e.notes)  # trained with modality dropout
 
 
+def test_an_ensemble_explains_like_one_model(post):
+    """The shipped default is an ensemble of heads on shared frozen encoders: explained as one model."""
+    from mmsa_core.ensemble import EnsembleClassifier
+
+    members = [tiny_model("attention_concat"), tiny_model("concat"), tiny_model("cross_attention")]
+    model = EnsembleClassifier(members).eval()
+    e = explain(model, *post)
+    expected = model(*Predictor(model, device="cpu").prepare([post[0]], [post[1]])).logits.softmax(-1)[0]
+    assert list(e.probabilities.values()) == pytest.approx(expected.tolist(), abs=1e-5)
+    assert e.heatmap.shape == Image.open(post[0]).size[::-1] and len(e.word_scores) == len(post[1].split())
+    assert e.word_attention is not None and e.ig_delta < 0.05 and no_hooks(model)
+
+
+def test_an_ensemble_with_fine_tuned_encoders_says_why_not(post):
+    from mmsa_core.ensemble import EnsembleClassifier
+
+    model = EnsembleClassifier([tiny_model("concat", text_trainable_layers=1)] * 2).eval()
+    with pytest.raises(ValueError, match="explain a member instead"):
+        explain(model, *post)
+
+
 def test_bad_inputs_fail_clearly(post):
     model = tiny_model("concat").eval()
     with pytest.raises(InputError, match="text is empty"):
