@@ -5,6 +5,7 @@ Results are frozen dataclasses of plain values; no tensor or device crosses into
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.meta = meta or {}
         self.name = Path(self.meta.get("path", "model")).name
+        self._explain_lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto") -> "Predictor":
@@ -91,4 +93,7 @@ class Predictor:
         Returns an ``mmsa_core.explain.Explanation``; ``kw`` as for ``mmsa_core.explain.explain``."""
         from .explain import explain  # imported on first use: grad-cam and captum load only when asked for
 
-        return explain(self.model, image, text, method, target, model_name=self.name, **kw)
+        # Grad-CAM and integrated gradients run backward passes that write the shared parameters' .grad,
+        # so explanations of one model take turns (predictions, which need no gradients, still overlap).
+        with self._explain_lock:
+            return explain(self.model, image, text, method, target, model_name=self.name, **kw)

@@ -1,0 +1,233 @@
+"""The app's glue without a server: settings, the model menu, formatting, the retraining job."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from webapp.analyze import conflict_score
+from webapp.formatting import highlight_words, word_view
+from webapp.hotkeys import HOTKEYS, HOTKEYS_JS
+from webapp.models import ModelUnavailable, list_model_choices, resolve_choice
+from webapp.retrain_job import RetrainJob, before_after_rows, status_markdown
+from webapp.settings import AppSettings, storage_warning
+
+
+def test_settings_from_env_and_the_storage_banner(tmp_path):
+    local = AppSettings.from_env({"MMSA_DATA_DIR": str(tmp_path)})
+    assert local.data_dir == tmp_path and not local.on_space and storage_warning(local) is None
+    space = AppSettings.from_env({"SPACE_ID": "team/mmsa", "MMSA_DATA_DIR": str(tmp_path)})
+    assert "not persistent" in storage_warning(space)
+    external = AppSettings.from_env({"SPACE_ID": "team/mmsa", "MMSA_DB_URL": "postgresql://db/mmsa"})
+    assert "external database" in storage_warning(external)
+
+
+def test_model_menu_lists_the_default_first_and_serves_only_listed_files(tmp_path, checkpoint):
+    (tmp_path / "models").mkdir()
+    retrained = tmp_path / "models" / "retrain-1.pt"
+    retrained.write_bytes(checkpoint.read_bytes())
+    versions = [{"name": "retrain-1", "checkpoint_path": str(retrained), "is_default": True}]
+    choices = list_model_choices(tmp_path, versions)
+    assert choices[0].name == "retrain-1" and "default" in choices[0].label
+    assert len({c.path for c in choices}) == len(choices)  # each file once
+    assert resolve_choice("", choices) == choices[0] and resolve_choice("retrain-1", choices) == choices[0]
+    with pytest.raises(ModelUnavailable, match="Unknown model"):
+        resolve_choice("/etc/passwd", choices)
+    override = list_model_choices(tmp_path, versions, override=str(checkpoint))
+    assert override[0].name == "retrain-1"  # a promoted retrain wins over MMSA_CHECKPOINT
+    assert override[1].path == str(checkpoint.resolve())
+    versions[0]["is_default"] = False
+    assert list_model_choices(tmp_path, versions, override=str(checkpoint))[0].path == str(checkpoint.resolve())
+    with pytest.raises(ModelUnavailable, match="No model checkpoint found"):
+        resolve_choice("", [])
+
+
+def test_word_highlights_are_scaled_and_spaced():
+    pairs = [("good", 0.5), ("bad", -1.0), ("meh", 0.0)]
+    out = highlight_words(pairs, signed=True)
+    assert out == [("good", 0.5), (" ", None), ("bad", -1.0), (" ", None), ("meh", 0.0)]
+    assert [v for _, v in highlight_words(pairs, signed=False) if v is not None] == [0.5, 1.0, 0.0]
+    assert word_view({"word_attention": None, "word_scores": pairs}, "attention (fusion head)") == []
+
+
+def test_conflict_score_is_the_chance_of_opposite_views():
+    agree = {"text": {"negative": 0.0, "neutral": 0.0, "positive": 1.0},
+             "image": {"negative": 0.0, "neutral": 0.0, "positive": 1.0}}
+    clash = {"text": {"negative": 1.0, "neutral": 0.0, "positive": 0.0},
+             "image": {"negative": 0.0, "neutral": 0.0, "positive": 1.0}}
+    assert conflict_score(agree) == 0.0 and conflict_score(clash) == 1.0
+
+
+def test_hotkeys_cover_labels_skip_undo_and_ignore_text_fields():
+    assert set(HOTKEYS) == {"1", "2", "3", "s", "u"}
+    assert "TEXTAREA" in HOTKEYS_JS and "INPUT" in HOTKEYS_JS and "offsetParent" in HOTKEYS_JS
+
+
+def test_retrain_job_runs_in_the_background_and_reports():
+    release = threading.Event()
+
+    def fake_retrain(progress=None, **kwargs):
+        progress(0.5, desc="training")
+        release.wait(5)
+        return {"old": {"val": {"accuracy": 70.0, "weighted_f1": 69.0}},
+                "new": {"val": {"accuracy": 71.0, "weighted_f1": 68.5}}, "promoted": False,
+                "model_version": "retrain-x", "correction_impact": {"fixed": 2, "n": 3}, "seconds": 1.0}
+
+    job = RetrainJob(fake_retrain)
+    assert job.start(force=False)
+    time.sleep(0.2)
+    assert job.status().state == "running" and not job.start()  # one at a time
+    assert "50%" in status_markdown(job.status())
+    release.set()
+    for _ in range(50):
+        if job.status().state != "running":
+            break
+        time.sleep(0.1)
+    st = job.status()
+    assert st.state == "done" and "kept the old default" in status_markdown(st)
+    assert before_after_rows(st.report) == [["accuracy (%)", 70.0, 71.0, "+1.000"],
+                                            ["weighted F1 (%)", 69.0, 68.5, "-0.500"]]
+
+
+def test_retrain_job_reports_a_failure():
+    def broken(progress=None, **kwargs):
+        raise ValueError("no corrections yet")
+
+    job = RetrainJob(broken)
+    job.start()
+    for _ in range(50):
+        if job.status().state != "running":
+            break
+        time.sleep(0.05)
+    assert "no corrections yet" in status_markdown(job.status())
+
+
+def test_assets_examples_exist_and_are_cited():
+    from webapp.examples import ASSETS, load_examples
+
+    examples = load_examples()
+    assert 4 <= len(examples) <= 6 and all(Path(e.image).is_file() for e in examples)
+    readme = (ASSETS / "README.md").read_text()
+    assert all(e.id in readme for e in examples) and "Niu" in readme
+
+
+def test_zero_gpu_decorator_wraps_the_model_handlers(monkeypatch, ctx):
+    import sys
+    import types
+
+    wrapped = []
+
+    def gpu(fn):
+        wrapped.append(fn.__name__)
+        return fn
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    from webapp.analyze import AnalyzeHandlers
+    from webapp.annotate import AnnotateHandlers
+    from webapp.models import gpu_decorator
+
+    AnalyzeHandlers(ctx, gpu_decorator())
+    AnnotateHandlers(ctx, gpu_decorator())
+    assert wrapped == ["predict", "explain", "faithfulness", "explain"]
+
+
+def test_faithfulness_comes_in_a_second_pass(ctx, example):
+    from webapp.analyze import AnalyzeHandlers
+
+    analyze = AnalyzeHandlers(ctx)
+    *_, timing, notes, summary, state = analyze.explain(*example, "", "GradCAM", 0.5, "attribution", False)
+    assert summary["faithfulness"] == {} and "faithfulness pass" not in timing
+    image_md, word_md, summary, timing = analyze.faithfulness(True, state)
+    assert "ROAD" in image_md and "comprehensiveness" in word_md and "faithfulness pass" in timing
+    assert {"image_road", "words_comprehensiveness"} <= set(summary["faithfulness"])
+    assert "off" in analyze.faithfulness(False, state)[0]
+
+
+def test_dashboard_poll_moves_the_model_menu_to_a_promoted_model(monkeypatch, ctx):
+    import gradio as gr
+
+    from webapp.dashboard import DashboardHandlers
+
+    report = {"old": {"val": {"accuracy": 70.0}}, "new": {"val": {"accuracy": 71.0}}, "promoted": True}
+    job = RetrainJob(lambda progress=None, **kw: report)
+    monkeypatch.setattr(ctx, "retrain", job)
+    job.start()
+    for _ in range(50):
+        if job.status().state == "done":
+            break
+        time.sleep(0.05)
+    md, rows, timer, menu = DashboardHandlers(ctx).poll_retrain()
+    assert rows == [["accuracy (%)", 70.0, 71.0, "+1.000"]] and isinstance(menu, gr.Dropdown)
+    assert menu.value == ctx.model_choices()[0].path
+
+
+def test_on_a_space_the_app_offers_sign_in_and_warns_about_storage(tmp_path, checkpoint, monkeypatch):
+    import gradio as gr
+
+    monkeypatch.setenv("SPACE_ID", "team/mmsa")  # what a Space sets; Gradio then serves the real sign-in routes
+    monkeypatch.setenv("SYSTEM", "spaces")
+    import gradio.oauth
+
+    for var in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL"):
+        monkeypatch.setenv(var, "test")  # what `hf_oauth: true` gives a Space
+        monkeypatch.setattr(gradio.oauth, var, "test")  # gradio read them at import
+
+    import app
+    from webapp.context import AppContext
+
+    settings = AppSettings(data_dir=tmp_path / "data", db_url=None, checkpoint=str(checkpoint),
+                           mvsa_dir=tmp_path, space_id="team/mmsa")
+    ctx = AppContext(settings)
+    demo = app.build_demo(ctx)
+    blocks = list(demo.blocks.values())
+    from webapp.auth import sign_in_available
+
+    assert any(isinstance(b, gr.LoginButton) for b in blocks) == sign_in_available(True)  # needs gradio[oauth]
+    banner = next(b for b in blocks if getattr(b, "elem_id", None) == "storage-banner")
+    assert banner.visible and "not persistent" in banner.value
+    assert not (tmp_path / "data").exists()  # still nothing written
+
+
+def test_signed_in_name_locks_the_annotator_field():
+    import types
+
+    from webapp.auth import signed_in_name
+
+    assert signed_in_name(types.SimpleNamespace(username="ana")).value == "ana"
+    assert signed_in_name(None).interactive is True
+
+
+def test_explanations_take_turns_predictions_do_not():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from webapp.models import ServedModel
+
+    class Fake:
+        labels = ("negative", "neutral", "positive")
+        running = {"explain": 0, "predict": 0}
+        most = {"explain": 0, "predict": 0}
+        lock = threading.Lock()
+
+        def _run(self, kind):
+            with self.lock:
+                self.running[kind] += 1
+                self.most[kind] = max(self.most[kind], self.running[kind])
+            time.sleep(0.05)
+            with self.lock:
+                self.running[kind] -= 1
+            return kind
+
+        def explain(self, *a, **k):
+            return self._run("explain")
+
+        def predict(self, *a, **k):
+            return self._run("predict")
+
+    fake = Fake()
+    served = ServedModel(fake)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: served.explain() if i % 2 else served.predict(), range(16)))
+    assert fake.most["explain"] == 1 and fake.most["predict"] > 1
+    assert served.labels == Fake.labels  # everything else passes through

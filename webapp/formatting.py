@@ -1,0 +1,108 @@
+"""Plain values from mmsa_core and annotations -> what Gradio components display. No I/O, no Gradio."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+WORD_VIEWS = ("attribution (integrated gradients)", "attention (fusion head)")
+
+
+def highlight_words(pairs: list[tuple[str, float]] | None, signed: bool) -> list[tuple[str, float | None]]:
+    """``gr.HighlightedText`` value: words scaled into [-1, 1] (signed) or [0, 1], spaces unscored.
+
+    Gradio colours a positive score red and a negative one purple, with the score as opacity.
+    """
+    if not pairs:
+        return []
+    scale = max((abs(s) for _, s in pairs if math.isfinite(s)), default=0.0) or 1.0
+    out: list[tuple[str, float | None]] = []
+    for i, (word, score) in enumerate(pairs):
+        value = score / scale if math.isfinite(score) else 0.0
+        out.append((word, round(value if signed else abs(value), 3)))
+        if i < len(pairs) - 1:
+            out.append((" ", None))
+    return out
+
+
+def word_view(explanation: dict | None, view: str) -> list[tuple[str, float | None]]:
+    """The word highlights for the chosen view of a stored explanation summary."""
+    if not explanation:
+        return []
+    if view == WORD_VIEWS[1]:
+        return highlight_words(explanation.get("word_attention"), signed=False)
+    return highlight_words(explanation.get("word_scores"), signed=True)
+
+
+def word_legend(explanation: dict | None, view: str) -> str:
+    if not explanation:
+        return ""
+    if view == WORD_VIEWS[1]:
+        if explanation.get("word_attention") is None:
+            return "_This model's fusion head has no attention over words: switch to attribution._"
+        return "Red: where the fusion head looked (attention weight, unsigned)."
+    target = explanation.get("target", "the label")
+    return f"Red pushes towards **{target}**, purple pushes away from it (integrated gradients)."
+
+
+def modality_markdown(modality: dict, target: str) -> str:
+    """Who carries the decision, and whether text and image disagree."""
+    shares = modality["shares"]
+    text = (f"Text-only view says **{modality['text_label']}**, image-only view says **{modality['image_label']}**. "
+            f"Support for **{target}**: text {100 * shares['text']:.0f}% · image {100 * shares['image']:.0f}%.")
+    if modality["conflict"]:
+        text = ("⚠ **Conflict**: the text and the image point to opposite sentiments. " + text)
+    return text
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:+.3f}" if isinstance(value, float) and math.isfinite(value) else "—"
+
+
+def image_faithfulness_markdown(faith: dict, computed: bool = True) -> str:
+    """ROAD and confidence-change scores of the heatmap, with how to read them."""
+    if "image_road" not in faith:
+        return ("_Heatmap faithfulness: none for this model (no heatmap)._" if computed
+                else "_Heatmap faithfulness: not computed yet._")
+    share = 100 * faith.get("image_removed_fraction", 0.2)
+    return (f"**Heatmap faithfulness** · ROAD {_fmt(faith['image_road'])} (higher is better: removing the "
+            f"top {share:.0f}% of pixels should hurt more than removing the bottom {share:.0f}%) · "
+            f"confidence change when the image is masked by the heatmap {_fmt(faith['image_confidence_change'])}")
+
+
+def word_faithfulness_markdown(faith: dict, computed: bool = True) -> str:
+    """ERASER comprehensiveness and sufficiency of the top words."""
+    if "words_comprehensiveness" not in faith:
+        return ("_Word faithfulness: none for this model (no word scores)._" if computed
+                else "_Word faithfulness: not computed yet._")
+    k = int(faith.get("words_k", 0))
+    return (f"**Word faithfulness** (top {k} words) · comprehensiveness {_fmt(faith['words_comprehensiveness'])} "
+            f"(higher is better: the probability drops without them) · sufficiency "
+            f"{_fmt(faith['words_sufficiency'])} (lower is better: they alone keep the probability)")
+
+
+def timing_markdown(model: str, predict_ms: float | None = None, explain_ms: float | None = None,
+                    faithfulness_ms: float | None = None) -> str:
+    parts = [f"model `{model}`"]
+    for name, ms in (("prediction", predict_ms), ("explanation", explain_ms), ("faithfulness pass", faithfulness_ms)):
+        if ms is not None:
+            parts.append(f"{name} {ms:.0f} ms")
+    return " · ".join(parts)
+
+
+def notes_markdown(notes: list[str] | tuple[str, ...]) -> str:
+    return "\n".join(f"- {n}" for n in notes) if notes else ""
+
+
+def history_rows(rows: list[dict]) -> list[list[Any]]:
+    """Annotation history rows (newest first) for a ``gr.Dataframe``."""
+    return [[r["created_at"][:19].replace("T", " "), r["post_id"], r["kind"], r["label"] or "", r["note"] or "",
+             "yes" if r["current"] else ""] for r in rows]
+
+
+HISTORY_HEADERS = ["when (UTC)", "post", "action", "label", "note", "in force"]
+
+
+def progress_markdown(name: str, done: int, remaining: int, strategy: str) -> str:
+    total = done + remaining
+    pct = 100 * done / total if total else 100.0
+    return f"**{name}**: {done} done · {remaining} remaining ({pct:.0f}% of {total} posts) · queue `{strategy}`"
