@@ -5,6 +5,9 @@ fixed, the pattern of pytorch-grad-cam's CLIP example. Methods are picked by nam
 """
 from __future__ import annotations
 
+import threading
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 from pytorch_grad_cam import (EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM,
@@ -26,6 +29,11 @@ CAM_METHODS: dict[str, type] = {
     "ScoreCAM": ScoreCAM,  # gradient-free; one forward pass per channel, slow on a CPU
 }
 CLASS_AGNOSTIC = {"EigenCAM"}
+
+# Gradient methods clear and fill the ``.grad`` of the model's trainable parameters (the library calls
+# ``zero_grad`` and ``backward``). Two explanations doing that at once on one model crash PyTorch (a
+# segfault in ``zero_grad``), so they take turns; gradient-free methods and ``predict`` never wait.
+_GRADIENTS = threading.Lock()
 
 
 def list_cam_methods() -> list[str]:
@@ -101,9 +109,12 @@ def compute_cam(wrapper: ImageToLogits, pixels: torch.Tensor, target: int, metho
     name, cls = get_cam_method(method)
     with cls(model=wrapper, target_layers=[wrapper.tap]) as cam:
         cam.batch_size = batch_size  # ScoreCAM's masked-image batches
-        try:
-            heat = cam(input_tensor=pixels, targets=[ClassifierOutputTarget(target)])
-        except IndexError as e:  # the library's __exit__ would swallow an IndexError and leave no result
-            raise RuntimeError(f"{name} failed on this model: {e}") from e
-    wrapper.model.zero_grad(set_to_none=True)  # backward filled .grad of the trainable head; nothing uses it
+        with _GRADIENTS if cam.uses_gradients else nullcontext():
+            try:
+                heat = cam(input_tensor=pixels, targets=[ClassifierOutputTarget(target)])
+            except IndexError as e:  # the library's __exit__ would swallow an IndexError and leave no result
+                raise RuntimeError(f"{name} failed on this model: {e}") from e
+            finally:
+                if cam.uses_gradients:  # backward filled .grad of the trainable head; nothing uses it
+                    wrapper.model.zero_grad(set_to_none=True)
     return np.nan_to_num(heat[0].astype(np.float32)).clip(0.0, 1.0)

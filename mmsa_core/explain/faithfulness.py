@@ -36,6 +36,21 @@ def keep_masks(cam: np.ndarray, fraction: float, seed: int = 0) -> tuple[torch.T
     return torch.from_numpy(morf.reshape(cam.shape)), torch.from_numpy(lerf.reshape(cam.shape))
 
 
+def impute(x: torch.Tensor, keep: torch.Tensor, seed: int = 0, noise: float = 0.01) -> torch.Tensor:
+    """ROAD's noisy linear imputation of the pixels where ``keep`` is 0, for a (3, H, W) image.
+
+    The library's imputer draws its noise from torch's global generator; here it runs without noise and
+    the same noise is added from a local, seeded generator, so results repeat exactly and concurrent
+    explanations do not disturb each other's random state.
+    """
+    with warnings.catch_warnings():
+        # the library's imputer runs np.argwhere on a tensor: a NumPy 2 deprecation, harmless here
+        warnings.filterwarnings("ignore", message="__array_wrap__", category=DeprecationWarning)
+        filled = NoisyLinearImputer(noise=0.0)(x, keep)
+    g = torch.Generator().manual_seed(seed)
+    return filled + noise * torch.randn(x.shape, generator=g) * (1.0 - keep)
+
+
 @torch.no_grad()
 def image_faithfulness(image_model, pixels: torch.Tensor, cam: np.ndarray, target: int,
                        fractions: tuple[float, ...] = (0.2,), seed: int = 0) -> dict[str, float]:
@@ -44,15 +59,10 @@ def image_faithfulness(image_model, pixels: torch.Tensor, cam: np.ndarray, targe
     ``image_model`` maps pixels to logits (``ImageToLogits``); several ``fractions`` are averaged.
     """
     x = pixels[0].detach().cpu()
-    imputer = NoisyLinearImputer()
     batch = []
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        # the library's imputer runs np.argwhere on a tensor: a NumPy 2 deprecation, harmless here
-        warnings.filterwarnings("ignore", message="__array_wrap__", category=DeprecationWarning)
-        torch.manual_seed(seed)  # the imputer adds noise: seeded, so an explanation repeats exactly
-        for f in fractions:
-            morf, lerf = keep_masks(cam, f, seed)
-            batch += [imputer(x, morf), imputer(x, lerf)]
+    for f in fractions:
+        morf, lerf = keep_masks(cam, f, seed)
+        batch += [impute(x, morf, seed), impute(x, lerf, seed)]
     batch.append(multiply_tensor_with_cam(x, torch.tensor(cam)))
     batch = torch.stack([x, *batch]).to(pixels.device)  # (1 + 2F + 1, 3, H, W)
     p = image_model(batch).softmax(-1)[:, target].float().cpu().numpy()

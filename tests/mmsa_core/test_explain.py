@@ -81,6 +81,35 @@ def test_hooks_never_sit_on_the_shared_layer(post):
     assert seen and set(seen) == {1}  # only this test's own hook, every time the layer ran
 
 
+def test_concurrent_explanations_and_predictions_agree_with_serial_ones(mvsa_dir):
+    """A UI serves several users from one model: threads must neither crash (concurrent zero_grad once
+    segfaulted) nor see each other's activations or random state."""
+    import threading
+
+    model = tiny_model("attention_concat").eval()
+    predictor = Predictor(model, device="cpu")
+    posts = split(load_mvsa(mvsa_dir), "val")[:4]
+    serial = [explain(model, p.image, p.text) for p in posts]
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                predictor.predict(posts[i].image, posts[i].text)
+                results[i] = explain(model, posts[i].image, posts[i].text)
+        except Exception as e:  # collected and reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(posts))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors, errors
+    for i, e in enumerate(serial):
+        assert np.array_equal(results[i].heatmap, e.heatmap) and results[i].word_scores == e.word_scores
+        assert results[i].faithfulness == e.faithfulness
+    assert no_hooks(model)
+
+
 def test_unknown_method_lists_the_menu(post):
     with pytest.raises(ValueError, match=r"Unknown CAM method 'gradcan'; choose from \['GradCAM', 'GradCAM\+\+'"):
         explain(tiny_model("concat").eval(), *post, method="gradcan")
