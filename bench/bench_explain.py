@@ -189,7 +189,8 @@ def main(argv=None) -> None:
     predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
     val = split(load_mvsa(args.data_dir), "val")
     cmd = "python bench/bench_explain.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    md = [f"### Explanation benchmark: `{predictor.name}` ({predictor.model.cfg.fusion})", "",
+    sha = predictor.meta.get("sha256", "")[:12]
+    md = [f"### Explanation benchmark: `{predictor.name}` ({predictor.model.cfg.fusion}, sha256 {sha}…)", "",
           f"`{cmd}` on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
           f"{torch.__version__} with {torch.get_num_threads()} threads; load average at start "
           f"{os.getloadavg()[0]:.1f}; IG {args.ig_steps} steps; {time.strftime('%Y-%m-%d %H:%M')}.", ""]

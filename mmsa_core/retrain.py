@@ -3,7 +3,8 @@
     python -m mmsa_core.retrain --db URL --base mvsa-single [--data-dir DIR] [--force] [--epochs N]
 
 Steps: export a snapshot of the corrections (``annotations``), train the current default model's recipe
-on MVSA train + corrections (cached features), compare old and new on ``val`` and on the corrected posts
+on MVSA train + corrections (cached features; for an ensemble, every member's recipe, then the same
+ensemble of the new members), compare old and new on ``val`` and on the corrected posts
 (fixed / still wrong / regressed), register the new model version, make it the default when it is at
 least as good on val (or when forced).
 """
@@ -12,15 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_model
+from .checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_model, read_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import Post, load_export_posts
+from .ensemble import EnsembleClassifier, build_member, save_ensemble
 from .evaluate import compute_metrics
 from .train import MvsaFeatures, predict_probs, train, training_posts
 
@@ -74,14 +77,22 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
         manifest = export_snapshot(s, data_dir)
     base = _base_checkpoint(sessions, base_checkpoint)
     old_model, meta = load_model(base)
-    tcfg = TrainConfig(**{**meta.get("train_config", {}), "data_dir": mvsa_dir, "extra_data": [manifest["path"]],
-                          "limit": limit, "cache_dir": meta.get("train_config", {}).get("cache_dir", "")})
-    if epochs:
-        tcfg = replace(tcfg, epochs=epochs)
-    _step(progress, 0.1, f"training on MVSA train + {manifest['n_rows']} corrections")
     name = name or f"retrain-{manifest['export_id']}"
     out = data_dir / "models" / f"{name}.pt"
-    new_model, record = train(ModelConfig.from_dict(meta["config"]), tcfg, out, progress=False)
+    recipes = meta.get("members") or [meta]  # an ensemble retrains each member's own recipe
+    member_paths = []
+    for i, recipe in enumerate(recipes):
+        tcfg = _train_config(recipe, mvsa_dir, manifest["path"], limit, epochs)
+        which = f"member {i + 1}/{len(recipes)} " if len(recipes) > 1 else ""
+        _step(progress, 0.1 + 0.75 * i / len(recipes), f"training {which}on MVSA train + {manifest['n_rows']} corrections")
+        path = out if len(recipes) == 1 else data_dir / "models" / f"{name}.members" / f"member-{i}.pt"
+        train(ModelConfig.from_dict(recipe["config"]), tcfg, path, progress=False)
+        member_paths.append(path)
+    train_seconds = time.perf_counter() - t0
+    if len(recipes) > 1:
+        new_model = EnsembleClassifier([build_member(read_checkpoint(p)) for p in member_paths]).eval()
+    else:
+        new_model, _ = load_model(out)
     _step(progress, 0.85, "comparing old and new model")
     lookup = MvsaFeatures(old_model, tcfg, progress=False)
     _, val = training_posts(tcfg)
@@ -94,6 +105,9 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
     impact = correction_impact(_scores(old_model, lookup, corrected),
                                _scores(new_model, MvsaFeatures(new_model, tcfg, progress=False), corrected), y_c)
     metric = tcfg.select_metric
+    if len(recipes) > 1:  # one file holding the new members, like the base; the member files go
+        save_ensemble(member_paths, out, metrics={"val": new_val}, selection=f"retrained members of {base.name}")
+        shutil.rmtree(member_paths[0].parent)
     promoted = bool(force or new_val[metric] >= old_val[metric])
     with sessions.begin() as s:
         if not list_model_versions(s):  # first retrain: record where we started from
@@ -105,8 +119,16 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
     return {"export_id": manifest["export_id"], "n_corrections": manifest["n_rows"], "base_checkpoint": str(base),
             "checkpoint": str(out), "model_version": version["name"], "select_metric": metric,
             "old": {"val": _brief(old_val)}, "new": {"val": _brief(new_val)}, "correction_impact": impact,
-            "promoted": promoted, "forced": force, "train_seconds": record["train_seconds"],
+            "promoted": promoted, "forced": force, "n_members": len(recipes), "train_seconds": train_seconds,
             "seconds": time.perf_counter() - t0}
+
+
+def _train_config(recipe: dict, mvsa_dir: str, export_path: str, limit: int, epochs: int | None) -> TrainConfig:
+    """The recipe's own training settings, on MVSA train + the export."""
+    saved = recipe.get("train_config", {})
+    tcfg = TrainConfig(**{**saved, "data_dir": mvsa_dir, "extra_data": [export_path], "limit": limit,
+                          "cache_dir": saved.get("cache_dir", "")})
+    return replace(tcfg, epochs=epochs) if epochs else tcfg
 
 
 def _brief(m: dict) -> dict:

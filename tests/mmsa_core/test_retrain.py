@@ -72,3 +72,24 @@ def test_correction_impact_counts():
     import numpy as np
     got = correction_impact(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1]), np.array([1, 2, 2, 2]))
     assert got == {"n": 4, "fixed": 1, "still_wrong": 1, "regressed": 1, "kept_right": 1}
+
+
+def test_retraining_an_ensemble_retrains_every_member(setup, mvsa_dir, tmp_path):
+    url, data_dir, base, picked, flip, tcfg = setup
+    from dataclasses import replace
+
+    from mmsa_core import load_model
+    from mmsa_core.ensemble import save_ensemble
+    second = tmp_path / "second.pt"
+    train(ModelConfig(fusion="attention_concat", **TINY), replace(tcfg, seed=1), second, progress=False)
+    ensemble = save_ensemble([base, second], tmp_path / "ensemble.pt")
+    report = run_retrain(url, data_dir, ensemble, str(mvsa_dir), epochs=1, limit=48)
+    assert report["n_members"] == 2
+    model, meta = load_model(report["checkpoint"])
+    assert meta["kind"] == "ensemble" and [m["config"]["fusion"] for m in meta["members"]] == ["concat",
+                                                                                                "attention_concat"]
+    assert [m["train_config"]["seed"] for m in meta["members"]] == [0, 1]  # each member keeps its recipe
+    assert all(m["train_config"]["extra_data"] == [meta["members"][0]["train_config"]["extra_data"][0]]
+               for m in meta["members"])  # ... and learns from the corrections
+    assert meta["metrics"]["val"]["accuracy"] == report["new"]["val"]["accuracy"]
+    assert not (data_dir / "models" / f"{report['model_version']}.members").exists()
