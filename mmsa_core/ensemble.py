@@ -1,4 +1,4 @@
-"""Ensembles: several trained heads that share one pair of frozen encoder trunks, probabilities averaged.
+"""Ensembles: several trained models that share their frozen encoder parts, probabilities averaged.
 
     python -m mmsa_core.ensemble runs/a.pt runs/b.pt runs/c.pt --out mmsa_core/weights/default.pt [--greedy]
 
@@ -19,15 +19,71 @@ from torch import nn
 
 from .checkpoint import FORMAT, read_checkpoint
 from .config import ModelConfig
+from .encoders import TextFeatures
 from .model import ModelOutput, MultimodalClassifier
 
 log = logging.getLogger(__name__)
 
 
-class EnsembleClassifier(nn.Module):
-    """Averages the members' probabilities; the frozen trunks run once and are shared.
+class EnsembleTextEncoder(nn.Module):
+    """The members' text encoders as one module: the frozen trunk they all share runs once, then each
+    distinct top (the pretrained upper layers that frozen members share, and each fine-tuned member's own
+    layers); the tokens are the tops' outputs side by side, (B, L, D * n_tops).
 
-    It offers the members' common seam (``text_encoder``, ``image_encoder``, ``forward``,
+    It offers the ``TextEncoder`` seam (``forward_trunk``, ``forward_top``, ``features``, ``forward``,
+    ``tokenize``, ``tokenizer``, ``word_embeddings``), so caching, prediction and explanations treat the
+    ensemble like one model; ``EnsembleClassifier.head`` hands each member its own slice.
+    """
+
+    def __init__(self, owner, tops: list[nn.ModuleList]):
+        super().__init__()
+        self.owner, self.tops = owner, nn.ModuleList(tops)
+        self.split, self.width = owner.split, owner.dim
+        self.dim = owner.dim * len(tops)
+
+    def __getattr__(self, name):  # name, max_len, tokenizer, model, layers, pretrained, ... of the trunk
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("owner"), name)
+
+    def forward_trunk(self, input_ids, mask, inputs_embeds=None) -> torch.Tensor:
+        return self.owner.forward_trunk(input_ids, mask, inputs_embeds=inputs_embeds)
+
+    def forward_top(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ext = self.owner._additive_mask(mask, hidden.dtype)
+        outs = []
+        for top in self.tops:
+            h = hidden
+            for layer in top:
+                out = layer(h, attention_mask=ext)
+                h = out[0] if isinstance(out, tuple) else out
+            outs.append(h)
+        return torch.cat(outs, -1)
+
+    def features(self, tokens, mask, input_ids=None) -> TextFeatures:
+        return self.owner.features(tokens, mask, input_ids)  # a masked mean: any width
+
+    def forward(self, input_ids, mask) -> TextFeatures:
+        return self.features(self.forward_top(self.forward_trunk(input_ids, mask), mask), mask, input_ids)
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return self.owner.tokenize(texts)
+
+    def slice(self, text: TextFeatures, k: int) -> TextFeatures:
+        a, b = k * self.width, (k + 1) * self.width
+        return TextFeatures(text.tokens[..., a:b], text.mask, text.pooled[..., a:b], text.input_ids)
+
+
+class EnsembleClassifier(nn.Module):
+    """Averages the members' probabilities; what their encoders share runs once.
+
+    Members must use the same encoders, text length, image split and labels. Their text encoders may
+    fine-tune different numbers of top layers: the layers below the lowest fine-tuned one are the shared
+    trunk (cached in training, run once in inference), frozen layers above it are shared too, and each
+    fine-tuned member runs its own top (``EnsembleTextEncoder``).
+
+    It offers the members' common seam (``text_encoder``, ``image_encoder``, ``head``, ``forward``,
     ``forward_from_trunk``, ``labels``), so prediction and explanations treat it like one model.
     """
 
@@ -35,26 +91,29 @@ class EnsembleClassifier(nn.Module):
         super().__init__()
         first = members[0]
         for m in members[1:]:
-            same = (m.cfg.text_encoder, m.cfg.image_encoder, m.cfg.max_text_len, m.text_encoder.split,
-                    m.image_encoder.split, m.labels) == (first.cfg.text_encoder, first.cfg.image_encoder,
-                                                         first.cfg.max_text_len, first.text_encoder.split,
-                                                         first.image_encoder.split, first.labels)
+            same = (m.cfg.text_encoder, m.cfg.image_encoder, m.cfg.max_text_len, m.image_encoder.split,
+                    m.labels) == (first.cfg.text_encoder, first.cfg.image_encoder, first.cfg.max_text_len,
+                                  first.image_encoder.split, first.labels)
             if not same:
-                raise ValueError("Ensemble members must share encoders, text length, frozen split and labels")
-            _share_trunk(m, first)
+                raise ValueError("Ensemble members must share encoders, text length, image split and labels")
+        owner = min(members, key=lambda m: m.text_encoder.split)
+        pool: dict[int, nn.Module] = {}
+        for m in members:
+            _share_trunk(m, owner, pool)
+        tops, self.top_of = {}, []
+        for m in members:  # members whose upper layers are the same modules share one top
+            key = tuple(id(layer) for layer in m.text_encoder.layers[owner.text_encoder.split:])
+            if key not in tops:
+                tops[key] = (len(tops), nn.ModuleList(m.text_encoder.layers[owner.text_encoder.split:]))
+            self.top_of.append(tops[key][0])
         self.members = nn.ModuleList(members)
+        self.text_encoder = EnsembleTextEncoder(owner.text_encoder, [t for _, t in tops.values()])
         names = "+".join(dict.fromkeys(m.cfg.fusion for m in members))
         self.cfg = replace(first.cfg, fusion=f"ensemble:{names}")  # describes the whole; members keep their own
-        self.frozen = first.text_encoder.split == len(first.text_encoder.layers) and \
-            first.image_encoder.split == len(first.image_encoder.stages)
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.members[0].labels
-
-    @property
-    def text_encoder(self):
-        return self.members[0].text_encoder
 
     @property
     def image_encoder(self):
@@ -66,16 +125,15 @@ class EnsembleClassifier(nn.Module):
         return ModelOutput(probs.clamp_min(1e-12).log(), None, _mean([o.text_attention for o in outs]),
                            _mean([o.image_attention for o in outs]))
 
-    def head(self, text, image) -> ModelOutput:
-        """Averaged heads on encoded features; valid when the members' encoders are wholly frozen (shared)."""
-        if not self.frozen:
-            raise NotImplementedError("This ensemble's members fine-tuned encoder layers, so their features "
-                                      "differ: use forward() or forward_from_trunk()")
-        return self._average([m.head(text, image) for m in self.members])
+    def head(self, text: TextFeatures, image) -> ModelOutput:
+        """Averaged heads on encoded features (``text`` from this ensemble's ``text_encoder``)."""
+        return self._average([m.head(self.text_encoder.slice(text, k), image)
+                              for m, k in zip(self.members, self.top_of)])
 
     def forward_from_trunk(self, text_hidden, text_mask, input_ids, image_trunk, view: str = "both") -> ModelOutput:
-        return self._average([m.forward_from_trunk(text_hidden, text_mask, input_ids, image_trunk, view)
-                              for m in self.members])
+        text = self.text_encoder.features(self.text_encoder.forward_top(text_hidden, text_mask), text_mask, input_ids)
+        image = self.image_encoder.features(self.image_encoder.forward_top(image_trunk))
+        return self.head(*self.members[0]._view(text, image, view))
 
     def forward(self, pixels, input_ids, mask, view: str = "both") -> ModelOutput:
         hidden = self.text_encoder.forward_trunk(input_ids, mask)
@@ -87,11 +145,11 @@ def _mean(xs):
     return torch.stack(xs).mean(0) if xs else None
 
 
-def _share_trunk(member: MultimodalClassifier, owner: MultimodalClassifier) -> None:
-    """Point the member's frozen modules at the owner's, so they exist (and run) once."""
+def _share_trunk(member: MultimodalClassifier, owner: MultimodalClassifier, pool: dict[int, nn.Module]) -> None:
+    """Point the member's frozen modules at one copy each, so they exist (and run) once."""
     member.text_encoder.model.embeddings = owner.text_encoder.model.embeddings
-    for i in range(owner.text_encoder.split):
-        member.text_encoder.layers[i] = owner.text_encoder.layers[i]
+    for i in range(member.text_encoder.split):  # pretrained, frozen: the same weights in every member
+        member.text_encoder.layers[i] = pool.setdefault(i, member.text_encoder.layers[i])
     for i in range(owner.image_encoder.split):
         member.image_encoder.stages[i] = owner.image_encoder.stages[i]
 
@@ -102,18 +160,23 @@ def build_member(ckpt: dict) -> MultimodalClassifier:
     return model.eval()
 
 
-def save_ensemble(paths: list[str | Path], out: str | Path, **meta) -> Path:
-    """One file holding every member's checkpoint (config + trainable weights + metrics)."""
+def save_ensemble(paths: list[str | Path], out: str | Path, half: bool = False, **meta) -> Path:
+    """One file holding every member's checkpoint (config + trainable weights + metrics).
+
+    ``half`` stores the weights as float16 (half the file; they load back into float32 models)."""
     members = [read_checkpoint(p) for p in paths]
     for m, p in zip(members, paths):
         if m.get("kind") == "ensemble":
             raise ValueError(f"{p} is already an ensemble")
         m["source"] = Path(p).name
+        if half:
+            m["state_dict"] = _rounded(m)["state_dict"]
     first = members[0]
     ckpt = {"format": FORMAT, "kind": "ensemble", "config": first["config"], "labels": first["labels"],
             "encoders": first["encoders"], "members": members,
             "train_config": first.get("train_config", {}), "data_hash": first.get("data_hash", ""),
             "trainable_params": sum(m.get("trainable_params", 0) for m in members),
+            "stored_dtype": "float16" if half else "float32",
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +213,12 @@ def swap_estimate(member_probs: list[np.ndarray], y: np.ndarray, seed: int = 0) 
     return 100 * float(np.mean(accs))
 
 
+def _rounded(ckpt: dict) -> dict:
+    """The checkpoint with its weights rounded to float16, as ``save_ensemble(half=True)`` stores them."""
+    state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    return {**ckpt, "state_dict": state}
+
+
 def main(argv=None) -> None:
     from .data import load_mvsa
     from .evaluate import compute_metrics, format_metrics
@@ -160,10 +229,11 @@ def main(argv=None) -> None:
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--out", required=True)
     ap.add_argument("--greedy", action="store_true", help="choose members by forward selection on val")
+    ap.add_argument("--half", action="store_true", help="store the weights as float16 (val is scored as stored)")
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    models = [build_member(read_checkpoint(p)) for p in a.checkpoints]
+    models = [build_member(_rounded(read_checkpoint(p)) if a.half else read_checkpoint(p)) for p in a.checkpoints]
     val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
     y = np.array([models[0].labels.index(p.label) for p in val])
     features = {}  # members that cut the encoders at the same place share one feature set
@@ -184,7 +254,7 @@ def main(argv=None) -> None:
         m["swap_estimate_accuracy"] = swap_estimate(probs, y)
         print(f"greedy selection scored on the other half of val (2-fold swap): accuracy "
               f"{m['swap_estimate_accuracy']:.2f}")
-    save_ensemble(paths, a.out, metrics={"val": m, "selection": "greedy on val" if a.greedy else "all",
+    save_ensemble(paths, a.out, half=a.half, metrics={"val": m, "selection": "greedy on val" if a.greedy else "all",
                                          "members_val_accuracy": dict(zip(a.checkpoints, members_val))})
     print(f"wrote {a.out}")
 

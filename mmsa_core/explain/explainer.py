@@ -50,14 +50,6 @@ def encode_post(model, image, text: str) -> EncodedPost:
     return EncodedPost(img, pixels, below, words, text_feats, regions, out.logits, out.text_attention)
 
 
-def check_explainable(model) -> None:
-    """Explanations run the fusion head on encoded features; an ensemble can do that only when its members
-    share wholly frozen encoders (``EnsembleClassifier.frozen``)."""
-    if getattr(model, "frozen", True) is False:
-        raise ValueError("This ensemble's members fine-tuned encoder layers, so they do not share one set of "
-                         "features to explain; explain a member instead (model.members[i])")
-
-
 def resolve_target(target, labels: tuple[str, ...], predicted: int) -> int:
     """Class index for ``target``: None (the predicted class), a label name or an index."""
     if target is None:
@@ -132,7 +124,6 @@ def explain(model, image, text: str, method: str | None = "GradCAM", target: str
         get_cam_method(method)  # an unknown name or a wrong opacity fails before any work
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be within [0, 1], got {alpha}")
-    check_explainable(model)
     was_training = model.training
     model.eval()
     try:

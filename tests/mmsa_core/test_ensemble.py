@@ -10,8 +10,8 @@ from .test_models import batch
 
 
 def test_ensemble_averages_member_probabilities_and_shares_the_trunk(tmp_path):
-    members = [tiny_model("concat").eval(), tiny_model("mscmf", text_trainable_layers=1).eval()]
-    with pytest.raises(ValueError, match="share encoders"):  # different frozen splits cannot share a trunk
+    members = [tiny_model("concat").eval(), tiny_model("concat", image_encoder="tiny-cnn", max_text_len=16).eval()]
+    with pytest.raises(ValueError, match="share encoders"):  # different inputs cannot share a trunk
         save_ensemble([save_checkpoint(m, tmp_path / f"m{i}.pt") for i, m in enumerate(members)], tmp_path / "x.pt")
         load_model(tmp_path / "x.pt")
     members = [tiny_model("concat").eval(), tiny_model("attention_add").eval()]
@@ -45,3 +45,44 @@ def test_ensemble_of_frozen_members_exposes_the_head_seam(tmp_path):
         assert torch.allclose(model.head(text, image).logits, model(pixels, ids, mask).logits, atol=1e-6)
         assert model.head(text, image).text_attention.shape == ids.shape
     assert model.cfg.fusion == "ensemble:attention_concat+cross_attention"
+
+
+def test_members_that_fine_tuned_text_layers_share_only_what_stayed_frozen(tmp_path):
+    from mmsa_core.train import predict_probs
+    from mmsa_core.features import FeatureSet
+
+    members = [tiny_model("concat").eval(), tiny_model("mscmf", text_trainable_layers=1).eval(),
+               tiny_model("attention_concat").eval()]
+    with torch.no_grad():  # make the fine-tuned layer really differ from the pretrained one
+        for p in members[1].text_encoder.layers[-1].parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pixels, ids, mask = batch(members[0], 4)
+    with torch.no_grad():
+        expected = torch.stack([m(pixels, ids, mask).logits.softmax(-1) for m in members]).mean(0)
+    paths = [save_checkpoint(m, tmp_path / f"f{i}.pt") for i, m in enumerate(members)]
+    model, _ = load_model(save_ensemble(paths, tmp_path / "mixed.pt"))
+    enc = model.text_encoder
+    assert enc.split == members[1].text_encoder.split and len(enc.tops) == 2  # the frozen top once, one own
+    assert model.members[0].text_encoder.layers[-1] is model.members[2].text_encoder.layers[-1]
+    assert model.members[1].text_encoder.layers[-1] is not model.members[0].text_encoder.layers[-1]
+    assert model.members[1].text_encoder.layers[0] is model.members[0].text_encoder.layers[0]
+    with torch.no_grad():
+        got = model(pixels, ids, mask).logits.softmax(-1)
+        text, image = enc(ids, mask), model.image_encoder(pixels)
+        assert torch.allclose(model.head(text, image).logits.softmax(-1), got, atol=1e-6)
+        fs = FeatureSet(enc.forward_trunk(ids, mask), mask, ids, model.image_encoder.forward_trunk(pixels))
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert np.allclose(predict_probs(model, fs), expected.numpy(), atol=1e-5)  # training's cached path
+
+
+def test_a_half_precision_ensemble_loads_into_float32_and_predicts_alike(tmp_path):
+    members = [tiny_model("concat").eval(), tiny_model("attention_add", text_trainable_layers=1).eval()]
+    paths = [save_checkpoint(m, tmp_path / f"p{i}.pt") for i, m in enumerate(members)]
+    full, _ = load_model(save_ensemble(paths, tmp_path / "full.pt"))
+    half, meta = load_model(save_ensemble(paths, tmp_path / "half.pt", half=True))
+    assert meta["stored_dtype"] == "float16" and all(p.dtype == torch.float32 for p in half.parameters())
+    assert (tmp_path / "half.pt").stat().st_size < 0.7 * (tmp_path / "full.pt").stat().st_size
+    pixels, ids, mask = batch(members[0], 4)
+    with torch.no_grad():
+        assert torch.allclose(half(pixels, ids, mask).logits.softmax(-1), full(pixels, ids, mask).logits.softmax(-1),
+                              atol=2e-3)

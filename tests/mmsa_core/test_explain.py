@@ -211,12 +211,17 @@ def test_an_ensemble_explains_like_one_model(post):
     assert e.word_attention is not None and e.ig_delta < 0.05 and no_hooks(model)
 
 
-def test_an_ensemble_with_fine_tuned_encoders_says_why_not(post):
+def test_an_ensemble_with_fine_tuned_text_layers_explains_like_one_model(post):
+    """Members that fine-tuned different top text layers: each head sees its own text features."""
     from mmsa_core.ensemble import EnsembleClassifier
 
-    model = EnsembleClassifier([tiny_model("concat", text_trainable_layers=1)] * 2).eval()
-    with pytest.raises(ValueError, match="explain a member instead"):
-        explain(model, *post)
+    members = [tiny_model("attention_concat"), tiny_model("concat", text_trainable_layers=1)]
+    model = EnsembleClassifier(members).eval()
+    e = explain(model, *post, faithfulness=False)
+    batch = Predictor(model, device="cpu").prepare([post[0]], [post[1]])
+    expected = torch.stack([m(*batch).logits.softmax(-1)[0] for m in members]).mean(0)
+    assert list(e.probabilities.values()) == pytest.approx(expected.tolist(), abs=1e-5)
+    assert len(e.word_scores) == len(post[1].split()) and no_hooks(model)
 
 
 def test_bad_inputs_fail_clearly(post):
