@@ -12,6 +12,7 @@ so run the benchmark twice or after a training run to time the retrain alone.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import sys
@@ -59,6 +60,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from mmsa_core.checkpoint import DEFAULT_CHECKPOINT
     from mmsa_core.retrain import run_retrain
@@ -75,7 +77,7 @@ def main(argv=None) -> None:
     o, n = r["old"]["val"], r["new"]["val"]
     cmd = "python bench/bench_retrain.py " + " ".join(sys.argv[1:] if argv is None else argv)
     md = [f"### Retrain benchmark: `{Path(checkpoint).name}` ({r['n_members']} member(s))", "",
-          f"`{cmd}` on {machine()}, {os.cpu_count()} CPUs; load average at start/end "
+          f"`{cmd}` on {machine()}, {os.cpu_count()} CPUs; load average at the end "
           f"{os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}.", "",
           f"{r['n_corrections']} corrections of MVSA train posts ({a.agree:.0%} keep MVSA's label), "
           f"seeded into a fresh SQLite store in {seed_s:.1f} s.", "",

@@ -170,7 +170,7 @@ def save_ensemble(paths: list[str | Path], out: str | Path, half: bool = False, 
             raise ValueError(f"{p} is already an ensemble")
         m["source"] = Path(p).name
         if half:
-            m["state_dict"] = _rounded(m)["state_dict"]
+            m["state_dict"] = rounded(m)["state_dict"]
     first = members[0]
     ckpt = {"format": FORMAT, "kind": "ensemble", "config": first["config"], "labels": first["labels"],
             "encoders": first["encoders"], "members": members,
@@ -213,7 +213,7 @@ def swap_estimate(member_probs: list[np.ndarray], y: np.ndarray, seed: int = 0) 
     return 100 * float(np.mean(accs))
 
 
-def _rounded(ckpt: dict) -> dict:
+def rounded(ckpt: dict) -> dict:
     """The checkpoint with its weights rounded to float16, as ``save_ensemble(half=True)`` stores them."""
     state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     return {**ckpt, "state_dict": state}
@@ -233,7 +233,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    models = [build_member(_rounded(read_checkpoint(p)) if a.half else read_checkpoint(p)) for p in a.checkpoints]
+    models = [build_member(rounded(read_checkpoint(p)) if a.half else read_checkpoint(p)) for p in a.checkpoints]
     val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
     y = np.array([models[0].labels.index(p.label) for p in val])
     features = {}  # members that cut the encoders at the same place share one feature set

@@ -23,7 +23,7 @@ import numpy as np
 from .checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_model, read_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import Post, load_export_posts
-from .ensemble import EnsembleClassifier, build_member, save_ensemble
+from .ensemble import EnsembleClassifier, rounded, build_member, save_ensemble
 from .evaluate import compute_metrics
 from .train import MvsaFeatures, predict_probs, train, training_posts
 
@@ -89,8 +89,10 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
         train(ModelConfig.from_dict(recipe["config"]), tcfg, path, progress=False)
         member_paths.append(path)
     train_seconds = time.perf_counter() - t0
+    half = meta.get("stored_dtype") == "float16"  # keep the base's storage; score the weights as stored
     if len(recipes) > 1:
-        new_model = EnsembleClassifier([build_member(read_checkpoint(p)) for p in member_paths]).eval()
+        new_model = EnsembleClassifier([build_member(rounded(read_checkpoint(p)) if half else read_checkpoint(p))
+                                        for p in member_paths]).eval()
     else:
         new_model, _ = load_model(out)
     _step(progress, 0.85, "comparing old and new model")
@@ -106,7 +108,7 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
                                _scores(new_model, MvsaFeatures(new_model, tcfg, progress=False), corrected), y_c)
     metric = tcfg.select_metric
     if len(recipes) > 1:  # one file holding the new members, like the base; the member files go
-        save_ensemble(member_paths, out, metrics={"val": new_val}, selection=f"retrained members of {base.name}")
+        save_ensemble(member_paths, out, half=half, metrics={"val": new_val}, selection=f"retrained members of {base.name}")
         shutil.rmtree(member_paths[0].parent)
     promoted = bool(force or new_val[metric] >= old_val[metric])
     with sessions.begin() as s:

@@ -82,7 +82,7 @@ def test_retraining_an_ensemble_retrains_every_member(setup, mvsa_dir, tmp_path)
     from mmsa_core.ensemble import save_ensemble
     second = tmp_path / "second.pt"
     train(ModelConfig(fusion="attention_concat", **TINY), replace(tcfg, seed=1), second, progress=False)
-    ensemble = save_ensemble([base, second], tmp_path / "ensemble.pt")
+    ensemble = save_ensemble([base, second], tmp_path / "ensemble.pt", half=True)
     report = run_retrain(url, data_dir, ensemble, str(mvsa_dir), epochs=1, limit=48)
     assert report["n_members"] == 2
     model, meta = load_model(report["checkpoint"])
@@ -92,4 +92,5 @@ def test_retraining_an_ensemble_retrains_every_member(setup, mvsa_dir, tmp_path)
     assert all(m["train_config"]["extra_data"] == [meta["members"][0]["train_config"]["extra_data"][0]]
                for m in meta["members"])  # ... and learns from the corrections
     assert meta["metrics"]["val"]["accuracy"] == report["new"]["val"]["accuracy"]
+    assert meta["stored_dtype"] == "float16"  # stored like the base
     assert not (data_dir / "models" / f"{report['model_version']}.members").exists()
