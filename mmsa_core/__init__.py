@@ -11,5 +11,5 @@ from .predictor import Prediction, Predictor
 
 list_models = list_fusions
 
-__all__ = ["DEFAULT_CHECKPOINT", "LABELS", "ModelConfig", "MultimodalClassifier", "Prediction", "Predictor", "TrainConfig", "create_model",
-           "list_models", "load_model", "save_checkpoint"]
+__all__ = ["DEFAULT_CHECKPOINT", "LABELS", "ModelConfig", "MultimodalClassifier", "Prediction", "Predictor",
+           "TrainConfig", "create_model", "list_models", "load_model", "save_checkpoint"]

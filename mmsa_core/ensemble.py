@@ -51,15 +51,7 @@ class EnsembleTextEncoder(nn.Module):
         return self.owner.forward_trunk(input_ids, mask, inputs_embeds=inputs_embeds)
 
     def forward_top(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        ext = self.owner._additive_mask(mask, hidden.dtype)
-        outs = []
-        for top in self.tops:
-            h = hidden
-            for layer in top:
-                out = layer(h, attention_mask=ext)
-                h = out[0] if isinstance(out, tuple) else out
-            outs.append(h)
-        return torch.cat(outs, -1)
+        return torch.cat([self.owner.run_layers(top, hidden, mask) for top in self.tops], -1)
 
     def features(self, tokens, mask, input_ids=None) -> TextFeatures:
         return self.owner.features(tokens, mask, input_ids)  # a masked mean: any width
@@ -160,6 +152,27 @@ def build_member(ckpt: dict) -> MultimodalClassifier:
     return model.eval()
 
 
+def load_member(path: str | Path, half: bool = False) -> MultimodalClassifier:
+    """A member from its checkpoint; ``half``: with the float16-rounded weights an ensemble would store."""
+    ckpt = read_checkpoint(path)
+    return build_member(rounded(ckpt) if half else ckpt)
+
+
+def member_probs(models: list[MultimodalClassifier], posts, data_dir: str) -> list[np.ndarray]:
+    """Each model's (N, C) probabilities on MVSA ``posts``; models that cut the encoders at the same
+    place share one feature set."""
+    from .config import TrainConfig
+    from .train import MvsaFeatures, predict_probs
+
+    features, probs = {}, []
+    for m in models:
+        key = (m.cfg.text_encoder, m.text_encoder.split, m.cfg.max_text_len, m.cfg.image_encoder, m.image_encoder.split)
+        if key not in features:
+            features[key] = MvsaFeatures(m, TrainConfig(data_dir=data_dir), progress=False)(posts)
+        probs.append(predict_probs(m, features[key]))
+    return probs
+
+
 def save_ensemble(paths: list[str | Path], out: str | Path, half: bool = False, **meta) -> Path:
     """One file holding every member's checkpoint (config + trainable weights + metrics).
 
@@ -222,8 +235,6 @@ def rounded(ckpt: dict) -> dict:
 def main(argv=None) -> None:
     from .data import load_mvsa
     from .evaluate import compute_metrics, format_metrics
-    from .train import MvsaFeatures, predict_probs
-    from .config import TrainConfig
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoints", nargs="+")
@@ -233,16 +244,10 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    models = [build_member(rounded(read_checkpoint(p)) if a.half else read_checkpoint(p)) for p in a.checkpoints]
+    models = [load_member(p, a.half) for p in a.checkpoints]
     val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
     y = np.array([models[0].labels.index(p.label) for p in val])
-    features = {}  # members that cut the encoders at the same place share one feature set
-    for m in models:
-        key = (m.cfg.text_encoder, m.text_encoder.split, m.cfg.max_text_len, m.cfg.image_encoder, m.image_encoder.split)
-        if key not in features:
-            features[key] = MvsaFeatures(m, TrainConfig(data_dir=a.data_dir), progress=False)(val)
-    probs = [predict_probs(m, features[(m.cfg.text_encoder, m.text_encoder.split, m.cfg.max_text_len,
-                                        m.cfg.image_encoder, m.image_encoder.split)]) for m in models]
+    probs = member_probs(models, val, a.data_dir)
     chosen = greedy_select(probs, y) if a.greedy else list(range(len(models)))
     paths = [a.checkpoints[i] for i in chosen]
     m = compute_metrics(y, np.mean([probs[i] for i in chosen], 0).argmax(1), models[0].labels)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_model, read_checkpoint
+from .checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_model
 from .config import ModelConfig, TrainConfig
 from .data import Post, load_export_posts
-from .ensemble import EnsembleClassifier, rounded, build_member, save_ensemble
+from .ensemble import EnsembleClassifier, load_member, save_ensemble
 from .evaluate import compute_metrics
 from .train import MvsaFeatures, predict_probs, train, training_posts
 
@@ -91,8 +91,7 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
     train_seconds = time.perf_counter() - t0
     half = meta.get("stored_dtype") == "float16"  # keep the base's storage; score the weights as stored
     if len(recipes) > 1:
-        new_model = EnsembleClassifier([build_member(rounded(read_checkpoint(p)) if half else read_checkpoint(p))
-                                        for p in member_paths]).eval()
+        new_model = EnsembleClassifier([load_member(p, half) for p in member_paths]).eval()
     else:
         new_model, _ = load_model(out)
     _step(progress, 0.85, "comparing old and new model")

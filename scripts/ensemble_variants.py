@@ -19,12 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mmsa_core.checkpoint import read_checkpoint  # noqa: E402
-from mmsa_core.config import TrainConfig  # noqa: E402
 from mmsa_core.data import load_mvsa  # noqa: E402
-from mmsa_core.ensemble import build_member  # noqa: E402
+from mmsa_core.ensemble import load_member, member_probs  # noqa: E402
 from mmsa_core.evaluate import compute_metrics  # noqa: E402
-from mmsa_core.train import MvsaFeatures, predict_probs  # noqa: E402
 
 FAMILIES = ("attention_concat", "attention_add", "cross_attention")
 RUNS = {"ce": "runs/compare", "adaptive": "runs/compare-adaptive", "weighted_ce": "runs/compare-weighted_ce",
@@ -38,19 +35,12 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
-    probs, features, labels = {}, {}, None
-    for loss, folder in RUNS.items():
-        for fam in FAMILIES:
-            for seed in a.seeds:
-                path = Path(folder) / f"{fam}-s{seed}.pt"
-                if not path.exists():  # text2: attention_concat only
-                    continue
-                model = build_member(read_checkpoint(path))
-                split = model.text_encoder.split
-                if split not in features:  # members that cut the text encoder alike share one feature set
-                    features[split] = MvsaFeatures(model, TrainConfig(data_dir=a.data_dir), progress=False)(val)
-                    labels = model.labels
-                probs[(loss, fam, seed)] = predict_probs(model, features[split])
+    paths = {(loss, fam, seed): Path(folder) / f"{fam}-s{seed}.pt"
+             for loss, folder in RUNS.items() for fam in FAMILIES for seed in a.seeds}
+    paths = {k: p for k, p in paths.items() if p.exists()}  # text2: attention_concat only
+    models = [load_member(p) for p in paths.values()]
+    probs = dict(zip(paths, member_probs(models, val, a.data_dir)))
+    labels = models[0].labels
     y = np.array([labels.index(p.label) for p in val])
 
     def row(name: str, logp: np.ndarray, n: int) -> str:

@@ -126,12 +126,16 @@ class TextEncoder(nn.Module):
     def _additive_mask(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return (~mask)[:, None, None, :].to(dtype) * torch.finfo(dtype).min  # (B, 1, 1, L)
 
-    def _run_layers(self, hidden: torch.Tensor, mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def run_layers(self, layers, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``layers`` (this encoder's or a copy of them, e.g. a fine-tuned top) over (B, L, D) hidden states."""
         ext = self._additive_mask(mask, hidden.dtype)
-        for layer in self.layers[start:stop]:
+        for layer in layers:
             out = layer(hidden, attention_mask=ext)
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
+
+    def _run_layers(self, hidden: torch.Tensor, mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        return self.run_layers(self.layers[start:stop], hidden, mask)
 
     def forward_trunk(self, input_ids: torch.Tensor, mask: torch.Tensor, inputs_embeds=None) -> torch.Tensor:
         """Embeddings and frozen layers: (B, L) ids -> (B, L, D) hidden states (cacheable)."""
