@@ -85,8 +85,8 @@ def main(argv=None) -> None:
           f"| export + train every member (`train_seconds`) | {r['train_seconds']:.1f} |",
           f"| whole retrain (export, train, compare on val, register) | {wall:.1f} |", "",
           "| val | accuracy | weighted F1 | macro F1 | neutral recall |", "|---|---:|---:|---:|---:|",
-          f"| before | {o['accuracy']:.2f} | {o['weighted_f1']:.2f} | {o['macro_f1']:.2f} | {o['neutral_recall']:.3f} |",
-          f"| after | {n['accuracy']:.2f} | {n['weighted_f1']:.2f} | {n['macro_f1']:.2f} | {n['neutral_recall']:.3f} |",
+          *(f"| {when} | {m['accuracy']:.2f} | {m['weighted_f1']:.2f} | {m['macro_f1']:.2f} | "
+            f"{m['neutral_recall']:.3f} |" for when, m in (("before", o), ("after", n))),
           "", f"Corrected posts: {r['correction_impact']}; promoted: {r['promoted']}."]
     emit("\n".join(md), a.out)
 

@@ -38,7 +38,8 @@ def run(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, save_
                 _, rec = train(ModelConfig(fusion=name, **kw), TrainConfig(seed=seed, **tcfg_kw), out, progress=False)
             v = rec["metrics"]["val"]
             rows.append({"model": name, "seed": seed, "epochs_run": len(rec["history"]),
-                         "max_epochs": rec["train_config"]["epochs"], "accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"],
+                         "max_epochs": rec["train_config"]["epochs"], "accuracy": v["accuracy"],
+                         "weighted_f1": v["weighted_f1"],
                          "macro_f1": v["macro_f1"], "neutral_recall": v["per_class"]["neutral"]["recall"],
                          "epoch": v["epoch"], "params": rec["trainable_params"], "seconds": rec["train_seconds"]})
             log.info("%s seed %d: acc %.2f wF1 %.2f", name, seed, v["accuracy"], v["weighted_f1"])

@@ -84,7 +84,8 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
     for i, recipe in enumerate(recipes):
         tcfg = _train_config(recipe, mvsa_dir, manifest["path"], limit, epochs)
         which = f"member {i + 1}/{len(recipes)} " if len(recipes) > 1 else ""
-        _step(progress, 0.1 + 0.75 * i / len(recipes), f"training {which}on MVSA train + {manifest['n_rows']} corrections")
+        _step(progress, 0.1 + 0.75 * i / len(recipes),
+              f"training {which}on MVSA train + {manifest['n_rows']} corrections")
         path = out if len(recipes) == 1 else data_dir / "models" / f"{name}.members" / f"member-{i}.pt"
         train(ModelConfig.from_dict(recipe["config"]), tcfg, path, progress=False)
         member_paths.append(path)
@@ -107,7 +108,8 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
                                _scores(new_model, MvsaFeatures(new_model, tcfg, progress=False), corrected), y_c)
     metric = tcfg.select_metric
     if len(recipes) > 1:  # one file holding the new members, like the base; the member files go
-        save_ensemble(member_paths, out, half=half, metrics={"val": new_val}, selection=f"retrained members of {base.name}")
+        save_ensemble(member_paths, out, half=half, metrics={"val": new_val},
+                      selection=f"retrained members of {base.name}")
         shutil.rmtree(member_paths[0].parent)
     promoted = bool(force or new_val[metric] >= old_val[metric])
     with sessions.begin() as s:
