@@ -24,6 +24,7 @@ class ModelConfig:
     modality_dropout: float = 0.0  # training-time chance to blank one modality (teaches the one-modality views)
     mlm_weight: float = 0.0  # weight of the auxiliary masked-token loss (mscmf only)
     mlm_mask_rate: float = 0.25  # share of text tokens masked for the auxiliary loss (most image-like first)
+    aux_modality_weight: float = 0.0  # weight of the per-modality label losses (text_label, image_label heads)
     allow_download: bool = False  # let hub names download when online; offline by default
 
     def to_dict(self) -> dict:
@@ -51,10 +52,13 @@ class TrainConfig:
     epochs: int = 20  # upper bound; early stopping on val usually ends sooner
     batch_size: int = 32
     lr: float = 1e-3  # head learning rate (AdamW)
-    encoder_lr: float = 5e-5  # learning rate of fine-tuned encoder layers
+    encoder_lr: float = 5e-5  # learning rate of the top fine-tuned encoder layer
+    layer_decay: float = 1.0  # each fine-tuned layer below the top learns this much slower (LLRD)
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06  # linear warm-up share of all steps, then linear decay
     patience: int = 4  # epochs without a better val score before stopping
+    early_stopping: bool = True  # False: run every epoch and keep the last (cross-validation, final refits)
+    bucket_by_length: bool = False  # batches of similar text length: less padding when text layers train
     select_metric: str = "weighted_f1"  # val metric used for early stopping and checkpoint choice
     loss: str = "ce"  # ce | weighted_ce | focal | adaptive
     label_smoothing: float = 0.0

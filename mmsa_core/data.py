@@ -29,6 +29,8 @@ class Post:
     label: str | None  # None where held back (MVSA test) or unknown
     split: str  # train | val | test | unlabeled | extra
     source: str = "mvsa-single"
+    text_label: str | None = None  # per-modality labels, where the data set has them (MVSA does)
+    image_label: str | None = None
 
 
 def load_mvsa(data_dir: str | Path) -> list[Post]:
@@ -39,10 +41,12 @@ def load_mvsa(data_dir: str | Path) -> list[Post]:
         raise InputError(f"{csv_path} not found: point --data-dir at the mvsa-single folder")
     posts = []
     for row in read_csv_rows(csv_path, required=("id", "text", "split", "label")):
-        label = row["label"] or None
-        if label is not None and label not in LABELS:
-            raise InputError(f"{csv_path}: post {row['id']} has unknown label {label!r}")
-        posts.append(Post(row["id"], row["text"], str(data_dir / "images" / f"{row['id']}.jpg"), label, row["split"]))
+        label, text_label, image_label = (row.get(k) or None for k in ("label", "text_label", "image_label"))
+        for value in (label, text_label, image_label):
+            if value is not None and value not in LABELS:
+                raise InputError(f"{csv_path}: post {row['id']} has unknown label {value!r}")
+        posts.append(Post(row["id"], row["text"], str(data_dir / "images" / f"{row['id']}.jpg"), label, row["split"],
+                          text_label=text_label, image_label=image_label))
     return posts
 
 

@@ -161,14 +161,13 @@ def load_member(path: str | Path, half: bool = False) -> MultimodalClassifier:
 def member_probs(models: list[MultimodalClassifier], posts, data_dir: str) -> list[np.ndarray]:
     """Each model's (N, C) probabilities on MVSA ``posts``; models that cut the encoders at the same
     place share one feature set."""
-    from .config import TrainConfig
-    from .train import MvsaFeatures, predict_probs
+    from .features import MvsaFeatures, predict_probs
 
     features, probs = {}, []
     for m in models:
         key = (m.cfg.text_encoder, m.text_encoder.split, m.cfg.max_text_len, m.cfg.image_encoder, m.image_encoder.split)
         if key not in features:
-            features[key] = MvsaFeatures(m, TrainConfig(data_dir=data_dir), progress=False)(posts)
+            features[key] = MvsaFeatures(m, data_dir, progress=False)(posts)
         probs.append(predict_probs(m, features[key]))
     return probs
 

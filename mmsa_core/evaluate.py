@@ -64,8 +64,7 @@ def evaluate_checkpoint(checkpoint: str | None, split: str, data_dir: str, cache
     """Metrics of a checkpoint on a labelled MVSA split, from cached trunk features."""
     from .checkpoint import load_model
     from .data import load_mvsa
-    from .features import encode_posts
-    from .train import predict_probs
+    from .features import encode_posts, predict_probs
 
     model, meta = load_model(checkpoint)
     posts = [p for p in load_mvsa(data_dir) if p.split == split]

@@ -1,23 +1,32 @@
-"""Encode posts once with the frozen trunks and cache the result on disk.
+"""Encode posts once with the frozen trunks, cache the result on disk, and predict from cached features.
 
-Keys combine the encoder, where it is cut (frozen layers), the text length and a hash of the posts, so a
-cache is reused only when it matches exactly.
+Keys combine the encoder, where it is cut (frozen layers), the text length, a fingerprint of the frozen
+weights and a hash of the posts, so a cache is reused only when it matches exactly. The cache lives under
+the app's data folder (``$MMSA_CACHE_DIR``, else ``$MMSA_DATA_DIR/cache``, else ``./data/cache``); files are
+written under unique temporary names and renamed into place, so two processes filling the same cache
+leave a valid file, and the folder is kept under a size bound (least recently used files go first).
+
+This module is on the inference side: evaluation, ensembles and retraining's comparisons use it, and it
+imports nothing from training.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import Post, load_image, posts_hash
-from .model import MultimodalClassifier
+from .data import Post, load_image, load_mvsa, posts_hash
 
 log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_GB = 8.0  # $MMSA_CACHE_MAX_GB: the whole MVSA set is 0.5-1.7 GB per encoder cut
 
 
 @dataclass
@@ -32,6 +41,11 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(N,) real tokens per post."""
+        return self.text_mask.sum(1)
+
     def select(self, idx) -> "FeatureSet":
         return FeatureSet(self.text_hidden[idx], self.text_mask[idx], self.input_ids[idx], self.image_trunk[idx])
 
@@ -43,7 +57,7 @@ class FeatureSet:
                             ("text_hidden", "text_mask", "input_ids", "image_trunk")))
 
     def batch(self, idx, device) -> tuple[torch.Tensor, ...]:
-        """A training batch, trimmed to the longest text in it (padding beyond is wasted work)."""
+        """A batch, trimmed to the longest text in it (padding beyond is wasted work)."""
         mask = self.text_mask[idx]
         n = int(mask.sum(1).max())
         return (self.text_hidden[idx, :n].to(device), mask[:, :n].to(device), self.input_ids[idx, :n].to(device),
@@ -51,15 +65,32 @@ class FeatureSet:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MMSA_CACHE_DIR", "data/cache"))
+    """``$MMSA_CACHE_DIR``, else ``cache`` inside the app's data folder (``$MMSA_DATA_DIR`` or ``./data``)."""
+    if os.environ.get("MMSA_CACHE_DIR"):
+        return Path(os.environ["MMSA_CACHE_DIR"])
+    return Path(os.environ.get("MMSA_DATA_DIR") or "data") / "cache"
+
+
+def cache_limit_bytes() -> int:
+    return int(float(os.environ.get("MMSA_CACHE_MAX_GB") or DEFAULT_CACHE_GB) * 1e9)
 
 
 def _key(*parts) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
 
 
+def weights_fingerprint(modules) -> str:
+    """A short hash of the weights of ``modules``: a cache of fine-tuned layers' outputs is keyed by them."""
+    h = hashlib.sha256()
+    for module in modules:
+        for name, t in module.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 @torch.no_grad()
-def encode_texts(model: MultimodalClassifier, texts: list[str], batch_size: int = 64, progress: bool = False):
+def encode_texts(model, texts: list[str], batch_size: int = 64, progress: bool = False):
     enc = model.text_encoder
     enc.train(False)  # inference behaviour, so a post encodes the same alone or in any batch
     device = next(model.parameters()).device
@@ -74,7 +105,7 @@ def encode_texts(model: MultimodalClassifier, texts: list[str], batch_size: int 
 
 
 @torch.no_grad()
-def encode_images(model: MultimodalClassifier, images: list, batch_size: int = 32, progress: bool = False):
+def encode_images(model, images: list, batch_size: int = 32, progress: bool = False):
     """Trunk outputs of images given as paths, bytes or PIL images."""
     enc = model.image_encoder
     enc.train(False)  # BatchNorm with its running statistics, never the batch's own
@@ -86,21 +117,54 @@ def encode_images(model: MultimodalClassifier, images: list, batch_size: int = 3
     return torch.cat(out)
 
 
+def _write_atomic(value, path: Path) -> None:
+    """torch.save under a unique temporary name in the same folder, then rename: concurrent writers of
+    the same key each leave a complete file, and a reader never sees a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(value, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prune_cache(folder: Path, limit: int | None = None, keep: tuple[Path, ...] = ()) -> list[Path]:
+    """Delete the least recently used cache files until the folder holds at most ``limit`` bytes."""
+    limit = cache_limit_bytes() if limit is None else limit
+    files = [p for p in folder.glob("*.pt") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    removed = []
+    for p in sorted(files, key=lambda p: p.stat().st_mtime):
+        if total <= limit:
+            break
+        if p in keep:
+            continue
+        total -= p.stat().st_size
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    if removed:
+        log.info("feature cache over %.1f GB: removed %d old file(s)", limit / 1e9, len(removed))
+    return removed
+
+
 def _cached(path: Path, compute):
     if path.exists():
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a cache write cut short: recompute rather than fail
+            value = torch.load(path, map_location="cpu", weights_only=True)
+            os.utime(path)  # recently used: the size bound removes other files first
+            return value
+        except Exception:  # a file damaged on disk: recompute rather than fail
             log.warning("Ignoring unreadable cache file %s", path)
     value = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(value, tmp)
-    tmp.replace(path)
+    _write_atomic(value, path)
+    prune_cache(path.parent, keep=(path,))
     return value
 
 
-def encode_posts(model: MultimodalClassifier, posts: list[Post], cache_dir: str | Path | None = None,
+def encode_posts(model, posts: list[Post], cache_dir: str | Path | None = None,
                  progress: bool = True) -> FeatureSet:
     """Trunk features for ``posts``, read from or written to the cache (``cache_dir=""`` disables it)."""
     cache = default_cache_dir() if cache_dir is None else (Path(cache_dir) if cache_dir else None)
@@ -112,7 +176,56 @@ def encode_posts(model: MultimodalClassifier, posts: list[Post], cache_dir: str 
     if cache is None:
         tx, im = text_fn(), image_fn()
     else:
-        tx = _cached(cache / f"text-{_key(cfg.text_encoder, t.split, cfg.max_text_len, h)}.pt", text_fn)
-        im = _cached(cache / f"image-{_key(cfg.image_encoder, i.split, h)}.pt", image_fn)
+        tx = _cached(cache / f"text-{_key(cfg.text_encoder, t.split, cfg.max_text_len, trunk_tag(t), h)}.pt",
+                     text_fn)
+        im = _cached(cache / f"image-{_key(cfg.image_encoder, i.split, trunk_tag(i), h)}.pt", image_fn)
         log.info("features for %d posts from %s", len(posts), cache)
     return FeatureSet(tx["hidden"], tx["mask"], tx["ids"], im["trunk"])
+
+
+def trunk_tag(encoder) -> str:
+    """What besides the encoder's name decides its trunk's output: empty for pretrained weights (the name
+    says it all), a fingerprint when the trunk holds fine-tuned layers (``encoder.trunk_fingerprint``)."""
+    return getattr(encoder, "trunk_fingerprint", "") or ""
+
+
+@torch.no_grad()
+def predict_probs(model, fs: FeatureSet, batch_size: int = 128, view: str = "both") -> np.ndarray:
+    """(N, C) class probabilities from cached trunk features."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(fs), batch_size):
+        idx = torch.arange(i, min(i + batch_size, len(fs)))
+        out.append(model.forward_from_trunk(*fs.batch(idx, device), view=view).logits.softmax(-1).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, len(model.labels)), dtype=np.float32)
+
+
+class MvsaFeatures:
+    """Trunk features of any posts: MVSA posts come from one cache of the whole data set (encoded once),
+    other posts (from the annotation store) are encoded and cached on their own.
+
+    ``data_dir`` None means there is no MVSA on this machine: every post is encoded on its own."""
+
+    def __init__(self, model, data_dir: str | Path | None, cache_dir: str | Path | None = None,
+                 progress: bool = True, whole: bool = True):
+        self.model, self.cache, self.progress = model, cache_dir, progress
+        self.whole = whole and data_dir is not None  # a smoke run on a slice encodes only that slice
+        self.all = load_mvsa(data_dir) if self.whole else []
+        self.row = {p.id: i for i, p in enumerate(self.all)}
+        self.fs: FeatureSet | None = None
+
+    def __call__(self, posts: list[Post]) -> FeatureSet:
+        if not self.whole:
+            return encode_posts(self.model, posts, self.cache, self.progress)
+        if self.fs is None:
+            self.fs = encode_posts(self.model, self.all, self.cache, self.progress)
+        inside = [p for p in posts if p.id in self.row]
+        outside = [p for p in posts if p.id not in self.row]
+        parts = [self.fs.select(torch.tensor([self.row[p.id] for p in inside], dtype=torch.long))]
+        if outside:
+            parts.append(encode_posts(self.model, outside, self.cache, self.progress))
+        order = [p.id for p in inside] + [p.id for p in outside]
+        pos = {pid: i for i, pid in enumerate(order)}
+        fs = FeatureSet.concat(parts)
+        return fs.select(torch.tensor([pos[p.id] for p in posts], dtype=torch.long))

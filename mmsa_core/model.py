@@ -18,6 +18,7 @@ class ModelOutput:
     aux_loss: torch.Tensor | None = None  # weighted auxiliary loss (mscmf's masked-token loss)
     text_attention: torch.Tensor | None = None  # (B, L) the fusion head's own attention over tokens
     image_attention: torch.Tensor | None = None  # (B, R)
+    modality_logits: tuple[torch.Tensor, torch.Tensor] | None = None  # (B, C) text-label and image-label heads
 
 
 def blank(text: TextFeatures, image: ImageFeatures, keep_text: torch.Tensor, keep_image: torch.Tensor):
@@ -44,6 +45,10 @@ class MultimodalClassifier(nn.Module):
                                           cfg.allow_download)
         self.fusion = create_fusion(cfg.fusion, cfg, self.text_encoder.dim, self.image_encoder.dim)
         self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(self.fusion.out_dim, len(cfg.labels)))
+        if cfg.aux_modality_weight > 0:  # per-modality sentiment from each encoder's pooled features
+            self.modality_heads = nn.ModuleDict({
+                "text": nn.Linear(self.text_encoder.dim, len(cfg.labels)),
+                "image": nn.Linear(self.image_encoder.dim, len(cfg.labels))})
         self.train()  # a fresh nn.Module trains; this also puts the frozen trunks in inference mode
 
     @property
@@ -58,7 +63,10 @@ class MultimodalClassifier(nn.Module):
         if out.mlm_states is not None:
             vocab_logits = out.mlm_states @ self.text_encoder.word_embeddings.T  # (N, V), tied to the embeddings
             aux = self.cfg.mlm_weight * F.cross_entropy(vocab_logits, out.mlm_targets)
-        return ModelOutput(logits, aux, out.text_attention, out.image_attention)
+        modality = None
+        if self.cfg.aux_modality_weight > 0:
+            modality = (self.modality_heads["text"](text.pooled), self.modality_heads["image"](image.pooled))
+        return ModelOutput(logits, aux, out.text_attention, out.image_attention, modality)
 
     def encode_from_trunk(self, text_hidden, text_mask, input_ids, image_trunk):
         text = self.text_encoder.features(self.text_encoder.forward_top(text_hidden, text_mask), text_mask, input_ids)
@@ -111,13 +119,21 @@ class MultimodalClassifier(nn.Module):
                                f"unexpected {sorted(unexpected)[:5]}")
         self.load_state_dict(state, strict=False)
 
-    def param_groups(self, head_lr: float, encoder_lr: float) -> list[dict]:
-        """AdamW groups: fine-tuned encoder layers learn slower than the fresh head."""
-        enc, head = [], []
-        for name, p in self.named_parameters():
-            if p.requires_grad:
-                (enc if name.startswith(("text_encoder.", "image_encoder.")) else head).append(p)
-        return [g for g in ({"params": head, "lr": head_lr}, {"params": enc, "lr": encoder_lr}) if g["params"]]
+    def param_groups(self, head_lr: float, encoder_lr: float, layer_decay: float = 1.0) -> list[dict]:
+        """AdamW groups: fine-tuned encoder layers learn slower than the fresh head, and with layer-wise
+        decay each layer below an encoder's top learns ``layer_decay`` times slower than the one above it
+        (lower layers hold general features that a small data set should move least)."""
+        depth: dict[int, list] = {}  # distance from the encoder's top -> parameters
+        stacks = [(self.text_encoder.layers, self.text_encoder.split), (self.image_encoder.stages, self.image_encoder.split)]
+        for modules, split in stacks:
+            for i, module in enumerate(modules[split:]):
+                d = len(modules) - split - 1 - i
+                depth.setdefault(d, []).extend(p for p in module.parameters() if p.requires_grad)
+        in_encoders = {id(p) for ps in depth.values() for p in ps}
+        head = [p for p in self.parameters() if p.requires_grad and id(p) not in in_encoders]
+        groups = [{"params": head, "lr": head_lr}]
+        groups += [{"params": ps, "lr": encoder_lr * layer_decay ** d} for d, ps in sorted(depth.items())]
+        return [g for g in groups if g["params"]]
 
 
 def create_model(name: str, pretrained: bool = True, **overrides) -> MultimodalClassifier:

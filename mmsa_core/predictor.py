@@ -14,8 +14,8 @@ import torch
 
 from .checkpoint import load_model
 from .data import check_text, load_image
+from .device import resolve_device
 from .model import MultimodalClassifier
-from .train import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from .config import ModelConfig, TrainConfig
 from .data import Post, load_export_posts
 from .ensemble import EnsembleClassifier, load_member, save_ensemble
 from .evaluate import compute_metrics
-from .train import MvsaFeatures, predict_probs, train, training_posts
+from .features import MvsaFeatures, predict_probs
+from .train import train, training_posts
 
 log = logging.getLogger(__name__)
 DEFAULT_MVSA_DIR = "../shared/data/mvsa-single"
@@ -53,6 +54,10 @@ def correction_impact(old_pred: np.ndarray, new_pred: np.ndarray, y: np.ndarray)
     old_ok, new_ok = old_pred == y, new_pred == y
     return {"n": int(len(y)), "fixed": int((~old_ok & new_ok).sum()), "still_wrong": int((~old_ok & ~new_ok).sum()),
             "regressed": int((old_ok & ~new_ok).sum()), "kept_right": int((old_ok & new_ok).sum())}
+
+
+def _lookup(model, tcfg: TrainConfig) -> MvsaFeatures:
+    return MvsaFeatures(model, tcfg.data_dir, tcfg.cache_dir or None, progress=False, whole=not tcfg.limit)
 
 
 def _scores(model, lookup: MvsaFeatures, posts: list[Post]) -> np.ndarray:
@@ -96,16 +101,16 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
     else:
         new_model, _ = load_model(out)
     _step(progress, 0.85, "comparing old and new model")
-    lookup = MvsaFeatures(old_model, tcfg, progress=False)
+    lookup = _lookup(old_model, tcfg)
     _, val = training_posts(tcfg)
     labels = old_model.labels
     y_val = np.array([labels.index(p.label) for p in val])
     old_val = compute_metrics(y_val, _scores(old_model, lookup, val), labels)
-    new_val = compute_metrics(y_val, _scores(new_model, MvsaFeatures(new_model, tcfg, progress=False), val), labels)
+    new_val = compute_metrics(y_val, _scores(new_model, _lookup(new_model, tcfg), val), labels)
     corrected = _corrected_posts(manifest["path"], tcfg)
     y_c = np.array([labels.index(p.label) for p in corrected])
     impact = correction_impact(_scores(old_model, lookup, corrected),
-                               _scores(new_model, MvsaFeatures(new_model, tcfg, progress=False), corrected), y_c)
+                               _scores(new_model, _lookup(new_model, tcfg), corrected), y_c)
     metric = tcfg.select_metric
     if len(recipes) > 1:  # one file holding the new members, like the base; the member files go
         save_ensemble(member_paths, out, half=half, metrics={"val": new_val},

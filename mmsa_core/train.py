@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -24,37 +25,21 @@ from .augment import augment_text, image_augmentation
 from .checkpoint import save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import Post, load_export_posts, load_image, load_mvsa, posts_hash
+from .device import resolve_device
 from .evaluate import compute_metrics
-from .features import FeatureSet, encode_posts
+from .features import FeatureSet, MvsaFeatures, predict_probs
 from .fusion import list_fusions
 from .losses import LOSSES, create_loss
 from .model import MultimodalClassifier
 
 log = logging.getLogger(__name__)
+IGNORE = -100  # target of a post whose per-modality label is unknown
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-@torch.no_grad()
-def predict_probs(model: MultimodalClassifier, fs: FeatureSet, batch_size: int = 128, view: str = "both") -> np.ndarray:
-    """(N, C) class probabilities from cached trunk features."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(fs), batch_size):
-        idx = torch.arange(i, min(i + batch_size, len(fs)))
-        out.append(model.forward_from_trunk(*fs.batch(idx, device), view=view).logits.softmax(-1).float().cpu())
-    return torch.cat(out).numpy()
 
 
 def training_posts(tcfg: TrainConfig) -> tuple[list[Post], list[Post]]:
@@ -84,31 +69,19 @@ def training_posts(tcfg: TrainConfig) -> tuple[list[Post], list[Post]]:
     return [p for p in train.values() if p.label is not None], val
 
 
-class MvsaFeatures:
-    """Trunk features of any posts: MVSA posts come from one cache of the whole data set (encoded once),
-    other posts (uploads in an annotation export) are encoded and cached on their own."""
-
-    def __init__(self, model: MultimodalClassifier, tcfg: TrainConfig, progress: bool = True):
-        self.model, self.cache, self.progress = model, (tcfg.cache_dir or None), progress
-        self.whole = not tcfg.limit  # a smoke run on a slice encodes only that slice
-        self.all = load_mvsa(tcfg.data_dir)
-        self.row = {p.id: i for i, p in enumerate(self.all)}
-        self.fs: FeatureSet | None = None
-
-    def __call__(self, posts: list[Post]) -> FeatureSet:
-        if not self.whole:
-            return encode_posts(self.model, posts, self.cache, self.progress)
-        if self.fs is None:
-            self.fs = encode_posts(self.model, self.all, self.cache, self.progress)
-        inside = [p for p in posts if p.id in self.row]
-        outside = [p for p in posts if p.id not in self.row]
-        parts = [self.fs.select(torch.tensor([self.row[p.id] for p in inside], dtype=torch.long))]
-        if outside:
-            parts.append(encode_posts(self.model, outside, self.cache, self.progress))
-        order = [p.id for p in inside] + [p.id for p in outside]
-        pos = {pid: i for i, pid in enumerate(order)}
-        fs = FeatureSet.concat(parts)
-        return fs.select(torch.tensor([pos[p.id] for p in posts], dtype=torch.long))
+def batch_order(lengths: torch.Tensor, batch_size: int, gen: torch.Generator, bucket: bool) -> list[torch.Tensor]:
+    """One epoch's batches of row indices. With ``bucket``, rows are shuffled, then sorted by text length
+    inside windows of 50 batches, and the batches are shuffled again: each batch holds texts of similar
+    length, so trimming to its longest text removes most padding, while the epoch stays random."""
+    order = torch.randperm(len(lengths), generator=gen)
+    if bucket:
+        window = 50 * batch_size
+        chunks = [order[i:i + window] for i in range(0, len(order), window)]
+        order = torch.cat([c[torch.argsort(lengths[c], stable=True)] for c in chunks])
+    batches = list(order.split(batch_size))
+    if bucket:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=gen)]
+    return batches
 
 
 def _raw_batch(model: MultimodalClassifier, posts: list[Post], rng: random.Random, aug, device):
@@ -119,26 +92,34 @@ def _raw_batch(model: MultimodalClassifier, posts: list[Post], rng: random.Rando
     return pixels, tok["input_ids"].to(device), tok["attention_mask"].to(device)
 
 
-def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post], train_fs: FeatureSet,
-        val_fs: FeatureSet, y_val: np.ndarray, progress: bool = True) -> tuple[dict, list[dict]]:
-    """Train in place; load the best val epoch's weights back. Returns (best val metrics, epoch log)."""
+def _targets(model: MultimodalClassifier, posts: list[Post], attr: str) -> torch.Tensor:
+    return torch.tensor([model.labels.index(getattr(p, attr)) if getattr(p, attr) else IGNORE for p in posts])
+
+
+def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post], train_fs: FeatureSet | None,
+        val_fs: FeatureSet | None, y_val: np.ndarray | None, progress: bool = True) -> tuple[dict, list[dict]]:
+    """Train in place. With early stopping, the best val epoch's weights are loaded back; without it
+    every epoch runs and the last weights stay (``val_fs`` then only records the learning curve, and may
+    be None). Returns (val metrics of the kept weights, or {} without val; epoch log)."""
     device = next(model.parameters()).device
-    y_train = torch.tensor([model.labels.index(p.label) for p in train_posts])
+    y_train = _targets(model, train_posts, "label")
+    y_text, y_image = _targets(model, train_posts, "text_label"), _targets(model, train_posts, "image_label")
     criterion = create_loss(tcfg.loss, y_train.numpy(), len(model.labels), tcfg.label_smoothing).to(device)
-    opt = torch.optim.AdamW(model.param_groups(tcfg.lr, tcfg.encoder_lr), weight_decay=tcfg.weight_decay)
+    opt = torch.optim.AdamW(model.param_groups(tcfg.lr, tcfg.encoder_lr, tcfg.layer_decay),
+                            weight_decay=tcfg.weight_decay)
     steps_per_epoch = (len(train_posts) + tcfg.batch_size - 1) // tcfg.batch_size
     total = steps_per_epoch * tcfg.epochs
     sched = get_linear_schedule_with_warmup(opt, int(tcfg.warmup_ratio * total), total)
     gen, rng = torch.Generator().manual_seed(tcfg.seed), random.Random(tcfg.seed)
     aug = image_augmentation(model.image_encoder.image_size) if tcfg.augment else None
+    lengths = train_fs.lengths if train_fs is not None else torch.ones(len(train_posts))
     best, best_state, history, stale = None, None, [], 0
     for epoch in range(1, tcfg.epochs + 1):
         model.train()
         t0, losses = time.perf_counter(), []
-        order = torch.randperm(len(train_posts), generator=gen)
-        bar = tqdm(range(0, len(order), tcfg.batch_size), desc=f"epoch {epoch}", disable=not progress, leave=False)
-        for i in bar:
-            idx = order[i:i + tcfg.batch_size]
+        batches = batch_order(lengths, tcfg.batch_size, gen, tcfg.bucket_by_length and aug is None)
+        bar = tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False)
+        for idx in bar:
             if aug is not None:
                 out = model(*_raw_batch(model, [train_posts[j] for j in idx], rng, aug, device))
             else:
@@ -146,6 +127,11 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             loss = criterion(out.logits, y_train[idx].to(device))
             if out.aux_loss is not None:
                 loss = loss + out.aux_loss
+            if out.modality_logits is not None:
+                for logits, y in zip(out.modality_logits, (y_text[idx], y_image[idx])):
+                    if (y != IGNORE).any():
+                        loss = loss + model.cfg.aux_modality_weight * F.cross_entropy(
+                            logits, y.to(device), ignore_index=IGNORE)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -153,13 +139,23 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             sched.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        m = compute_metrics(y_val, predict_probs(model, val_fs).argmax(1), model.labels)
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
-               **{k: m[k] for k in ("accuracy", "weighted_f1", "macro_f1")},
-               "neutral_recall": m["per_class"].get("neutral", {}).get("recall", float("nan"))}
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
+        m = None
+        if val_fs is not None and len(val_fs):
+            m = compute_metrics(y_val, predict_probs(model, val_fs).argmax(1), model.labels)
+            row.update({k: m[k] for k in ("accuracy", "weighted_f1", "macro_f1")},
+                       neutral_recall=m["per_class"].get("neutral", {}).get("recall", float("nan")))
+            log.info("epoch %d loss %.4f val acc %.2f wF1 %.2f mF1 %.2f (%.1fs)", epoch, row["train_loss"],
+                     row["accuracy"], row["weighted_f1"], row["macro_f1"], row["seconds"])
+        else:
+            log.info("epoch %d loss %.4f (%.1fs)", epoch, row["train_loss"], row["seconds"])
         history.append(row)
-        log.info("epoch %d loss %.4f val acc %.2f wF1 %.2f mF1 %.2f (%.1fs)", epoch, row["train_loss"],
-                 row["accuracy"], row["weighted_f1"], row["macro_f1"], row["seconds"])
+        if not tcfg.early_stopping:
+            best = {**m, "epoch": epoch} if m is not None else {}
+            continue
+        if m is None:
+            raise ValueError("Early stopping needs validation posts; set early_stopping=False to train a fixed "
+                             "number of epochs")
         if best is None or m[tcfg.select_metric] > best[tcfg.select_metric]:
             best, best_state, stale = m, copy.deepcopy(model.trainable_state_dict()), 0
             best["epoch"] = epoch
@@ -167,30 +163,26 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             stale += 1
             if stale >= tcfg.patience:
                 break
-    model.load_trainable_state_dict(best_state)
+    if best_state is not None:
+        model.load_trainable_state_dict(best_state)
     return best, history
 
 
-def train(mcfg: ModelConfig, tcfg: TrainConfig, out: str | Path | None = None,
-          progress: bool = True) -> tuple[MultimodalClassifier, dict]:
-    """Train ``mcfg`` under ``tcfg``; write a checkpoint to ``out`` when given. Returns (model, record)."""
-    seed_everything(tcfg.seed)
-    if tcfg.num_threads:
-        torch.set_num_threads(tcfg.num_threads)
-    device = resolve_device(tcfg.device)
-    train_posts, val_posts = training_posts(tcfg)
-    model = MultimodalClassifier(mcfg).to(device)
+def train_on_posts(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post], val_posts: list[Post],
+                   lookup, out: str | Path | None = None, progress: bool = True) -> dict:
+    """Train ``model`` (fresh or warm-started) on ``train_posts``, judged on ``val_posts`` (may be empty
+    when ``early_stopping`` is off); ``lookup(posts) -> FeatureSet`` gives cached trunk features.
+    Writes a checkpoint to ``out`` when given. Returns the training record."""
     t0 = time.perf_counter()
-    lookup = MvsaFeatures(model, tcfg, progress)
     train_fs = lookup(train_posts) if not tcfg.augment else None
-    val_fs = lookup(val_posts)
+    val_fs = lookup(val_posts) if val_posts else None
     t_feat = time.perf_counter() - t0
     seed_everything(tcfg.seed)  # the cache may or may not have run: start training from the same state
-    y_val = np.array([model.labels.index(p.label) for p in val_posts])
+    y_val = np.array([model.labels.index(p.label) for p in val_posts]) if val_posts else None
     t0 = time.perf_counter()
     best, history = fit(model, tcfg, train_posts, train_fs, val_fs, y_val, progress)
     record = {
-        "metrics": {"val": best},
+        "metrics": {"val": best} if best else {},
         "history": history,
         "train_config": asdict(tcfg),
         "data_hash": posts_hash(train_posts + val_posts),
@@ -202,7 +194,24 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, out: str | Path | None = None,
     if out:
         save_checkpoint(model, out, **record)
         log.info("wrote %s", out)
-    return model, record
+    return record
+
+
+def train(mcfg: ModelConfig, tcfg: TrainConfig, out: str | Path | None = None,
+          progress: bool = True) -> tuple[MultimodalClassifier, dict]:
+    """Train ``mcfg`` under ``tcfg`` on MVSA train (+ exports), judged on val; write a checkpoint to ``out``
+    when given. Returns (model, record)."""
+    seed_everything(tcfg.seed)
+    if tcfg.num_threads:
+        torch.set_num_threads(tcfg.num_threads)
+    train_posts, val_posts = training_posts(tcfg)
+    model = MultimodalClassifier(mcfg).to(resolve_device(tcfg.device))
+    lookup = MvsaFeatures(model, tcfg.data_dir, tcfg.cache_dir or None, progress, whole=not tcfg.limit)
+    return model, train_on_posts(model, tcfg, train_posts, val_posts, lookup, out, progress)
+
+
+MODEL_FLAGS = ("hidden_dim", "num_heads", "num_layers", "dropout", "max_text_len", "modality_dropout", "mlm_weight",
+               "mlm_mask_rate", "aux_modality_weight")
 
 
 def parse_args(argv=None):
@@ -214,8 +223,10 @@ def parse_args(argv=None):
     ap.add_argument("--text-layers", type=int, default=0, help="fine-tuned top text layers (-1 = all)")
     ap.add_argument("--image-blocks", type=int, default=0, help="fine-tuned top CNN stages")
     ap.add_argument("--loss", default="ce", choices=LOSSES)
+    ap.add_argument("--no-early-stopping", dest="early_stopping", action="store_false",
+                    help="run every epoch and keep the last weights")
     for f in fields(TrainConfig):
-        if f.name in ("loss", "extra_data") or f.type not in ("int", "float", "str", "bool"):
+        if f.name in ("loss", "extra_data", "early_stopping") or f.type not in ("int", "float", "str", "bool"):
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
@@ -223,8 +234,7 @@ def parse_args(argv=None):
         else:
             ap.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=f.default)
     for f in fields(ModelConfig):
-        if f.name in ("hidden_dim", "num_heads", "num_layers", "dropout", "max_text_len", "modality_dropout",
-                      "mlm_weight", "mlm_mask_rate"):
+        if f.name in MODEL_FLAGS:
             ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     ap.add_argument("--extra-data", action="append", default=[], help="annotation export folder (repeatable)")
     ap.add_argument("--allow-download", action="store_true", help="let hub names download (online machines)")
@@ -235,9 +245,7 @@ def configs_from_args(a) -> tuple[ModelConfig, TrainConfig]:
     mcfg = ModelConfig(fusion=a.model, text_encoder=a.text_encoder, image_encoder=a.image_encoder,
                        text_trainable_layers=a.text_layers, image_trainable_blocks=a.image_blocks,
                        allow_download=a.allow_download,
-                       **{k: getattr(a, k) for k in ("hidden_dim", "num_heads", "num_layers", "dropout",
-                                                     "max_text_len", "modality_dropout", "mlm_weight",
-                                                     "mlm_mask_rate")})
+                       **{k: getattr(a, k) for k in MODEL_FLAGS})
     tcfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig)})
     return mcfg, tcfg
 
@@ -250,7 +258,10 @@ def main(argv=None) -> None:
     mcfg, tcfg = configs_from_args(a)
     out = a.out or f"runs/{a.model}-s{a.seed}.pt"
     _, record = train(mcfg, tcfg, out)
-    v = record["metrics"]["val"]
+    v = record["metrics"].get("val")
+    if not v:
+        print(f"{a.model}: trained {len(record['history'])} epochs ({record['train_seconds']:.0f}s) -> {out}")
+        return
     print(f"{a.model}: val acc {v['accuracy']:.2f} wF1 {v['weighted_f1']:.2f} macroF1 {v['macro_f1']:.2f} "
           f"(epoch {v['epoch']}, {record['train_seconds']:.0f}s) -> {out}")
 

@@ -48,8 +48,7 @@ def test_ensemble_of_frozen_members_exposes_the_head_seam(tmp_path):
 
 
 def test_members_that_fine_tuned_text_layers_share_only_what_stayed_frozen(tmp_path):
-    from mmsa_core.train import predict_probs
-    from mmsa_core.features import FeatureSet
+    from mmsa_core.features import FeatureSet, predict_probs
 
     members = [tiny_model("concat").eval(), tiny_model("mscmf", text_trainable_layers=1).eval(),
                tiny_model("attention_concat").eval()]
