@@ -1,9 +1,17 @@
-"""Train each registered model with several seeds and write a results table (mean ± sd on val).
+"""Compare models: k-fold cross-validation over train+val (the honest way), or seeds on val.
 
-    python -m mmsa_core.compare --seeds 0 1 2 --out docs/results.md [--models concat mscmf] [--text-layers 0]
+    python -m mmsa_core.compare --cv 5 --models attention_concat --seeds 0 --block cv-frozen \\
+        --save-dir runs/cv/frozen                                   # mean ± sd over folds (and seeds)
+    python -m mmsa_core.compare --cv 5 --models attention_concat --set text_trainable_layers=-1 \\
+        --set layer_decay=0.9 --epochs 3 --block cv-text6 --save-dir runs/cv/text6
+    python -m mmsa_core.compare --cv-ensemble runs/cv/frozen runs/cv/text6 --block cv-ensembles
+    python -m mmsa_core.compare --seeds 0 1 2 --out docs/results.md   # the older val table (early stopping on val)
 
-The table replaces the block between ``<!-- compare:NAME:start -->`` and ``<!-- compare:NAME:end -->`` in the
-output file, so other sections of the file stay as they are.
+With ``--cv`` every fold trains a fixed number of epochs (no early stopping: the held-out fold is never
+used to pick anything) and its held-out probabilities are saved beside the fold's record, so
+``--cv-ensemble`` can score any average of runs on the same folds without training again. ``--set
+KEY=VALUE`` sets any ``ModelConfig`` or ``TrainConfig`` field. Tables replace the block between
+``<!-- compare:NAME:start -->`` and ``<!-- compare:NAME:end -->`` in the output file.
 """
 from __future__ import annotations
 
@@ -12,25 +20,35 @@ import json
 import logging
 import re
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from .checkpoint import read_checkpoint
-from .config import ModelConfig, TrainConfig
+from .config import LABELS, ModelConfig, TrainConfig
+from .evaluate import compute_metrics
+from .features import MvsaFeatures, predict_probs
+from .folds import assign_folds, cv_posts
 from .fusion import list_fusions
-from .train import train
+from .model import MultimodalClassifier
+from .train import seed_everything, train, train_on_posts
 
 log = logging.getLogger(__name__)
+METRICS = ("accuracy", "weighted_f1", "macro_f1", "neutral_recall")
+
+
+def _metric_row(m: dict) -> dict:
+    return {"accuracy": m["accuracy"], "weighted_f1": m["weighted_f1"], "macro_f1": m["macro_f1"],
+            "neutral_recall": m["per_class"]["neutral"]["recall"]}
 
 
 def run(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, save_dir: str | None = None) -> list[dict]:
+    """Seeds on val (early stopping on val): the table that val chose from."""
     rows = []
     for name in models:
         for seed in seeds:
-            kw = dict(mcfg_kw)
-            if name == "mscmf" and "mlm_weight" not in kw:
-                kw["mlm_weight"] = 0.1  # the seed paper trains mscmf with its auxiliary loss
+            kw = _model_kw(name, mcfg_kw)
             out = Path(save_dir) / f"{name}-s{seed}.pt" if save_dir else None
             if out is not None and out.exists():  # resume: a run already saved counts as done
                 rec = read_checkpoint(out)
@@ -38,26 +56,152 @@ def run(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, save_
                 _, rec = train(ModelConfig(fusion=name, **kw), TrainConfig(seed=seed, **tcfg_kw), out, progress=False)
             v = rec["metrics"]["val"]
             rows.append({"model": name, "seed": seed, "epochs_run": len(rec["history"]),
-                         "max_epochs": rec["train_config"]["epochs"], "accuracy": v["accuracy"],
-                         "weighted_f1": v["weighted_f1"],
-                         "macro_f1": v["macro_f1"], "neutral_recall": v["per_class"]["neutral"]["recall"],
+                         "max_epochs": rec["train_config"]["epochs"], **_metric_row(v),
                          "epoch": v["epoch"], "params": rec["trainable_params"], "seconds": rec["train_seconds"]})
             log.info("%s seed %d: acc %.2f wF1 %.2f", name, seed, v["accuracy"], v["weighted_f1"])
     return rows
 
 
-def to_markdown(rows: list[dict]) -> str:
-    def ms(vals, scale=1.0):
-        a = np.array(vals) * scale
-        return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0:.2f}"
+def _model_kw(name: str, mcfg_kw: dict) -> dict:
+    kw = dict(mcfg_kw)
+    if name == "mscmf" and "mlm_weight" not in kw:
+        kw["mlm_weight"] = 0.1  # the seed paper trains mscmf with its auxiliary loss
+    return kw
 
+
+def run_cv(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, k: int = 5, fold_seed: int = 0,
+           save_dir: str | Path = "runs/cv", keep_checkpoints: bool = False, folds: list[int] | None = None) -> list[dict]:
+    """Every (model, seed, fold): train on the other folds for a fixed number of epochs, score the held-out
+    fold. Each run's record (metrics, learning curve, held-out probabilities) is saved as
+    ``<save_dir>/<model>-s<seed>-f<fold>.json``; runs already saved are read back (resume)."""
+    tcfg_kw = {**tcfg_kw, "early_stopping": False}
+    posts = cv_posts(tcfg_kw.get("data_dir", TrainConfig.data_dir), tcfg_kw.get("limit", 0))
+    assignment = assign_folds(posts, k, fold_seed)
+    save_dir = Path(save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    rows, lookups = [], {}
+    for name in models:
+        for seed in seeds:
+            for fold in folds if folds is not None else range(k):
+                path = save_dir / f"{name}-s{seed}-f{fold}.json"
+                if path.exists():
+                    rec = json.loads(path.read_text())
+                else:
+                    rec = _cv_fold(name, seed, fold, posts, assignment, _model_kw(name, mcfg_kw), tcfg_kw, lookups,
+                                   save_dir if keep_checkpoints else None)
+                    rec["fold_seed"], rec["k"] = fold_seed, k
+                    path.write_text(json.dumps(rec))
+                rows.append(rec)
+                log.info("%s seed %d fold %d: acc %.2f wF1 %.2f (%.0fs)", name, seed, fold, rec["accuracy"],
+                         rec["weighted_f1"], rec["seconds"])
+    return rows
+
+
+def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir) -> dict:
+    tcfg = TrainConfig(seed=seed, **tkw)
+    seed_everything(seed)
+    model = MultimodalClassifier(ModelConfig(fusion=name, **mkw))
+    cut = (model.cfg.text_encoder, model.text_encoder.split, model.cfg.max_text_len, model.cfg.image_encoder,
+           model.image_encoder.split)
+    if cut not in lookups:  # the frozen trunks' features of all posts, shared by every fold and seed
+        lookups.clear()  # one cut's features in memory at a time
+        lookups[cut] = MvsaFeatures(model, tcfg.data_dir, tcfg.cache_dir or None, progress=False,
+                                    whole=not tcfg.limit)
+    train_posts = [p for p, f in zip(posts, assignment) if f != fold]
+    held_out = [p for p, f in zip(posts, assignment) if f == fold]
+    out = ckpt_dir / f"{name}-s{seed}-f{fold}.pt" if ckpt_dir else None
+    rec = train_on_posts(model, tcfg, train_posts, held_out, lookups[cut], out, progress=False)
+    probs = predict_probs(model, lookups[cut](held_out))
+    y = np.array([LABELS.index(p.label) for p in held_out])
+    m = compute_metrics(y, probs.argmax(1), model.labels)
+    return {"model": name, "seed": seed, "fold": fold, **_metric_row(m), "n": len(held_out),
+            "history": rec["history"], "params": rec["trainable_params"], "seconds": rec["train_seconds"],
+            "model_config": model.cfg.to_dict(), "train_config": rec["train_config"],
+            "ids": [p.id for p in held_out], "y": y.tolist(), "probs": np.round(probs, 6).tolist()}
+
+
+def _ms(vals) -> str:
+    a = np.asarray(vals, dtype=float)
+    return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0:.2f}"
+
+
+def oof_by_fold(runs: list[dict]) -> dict[int, tuple[list[str], np.ndarray, np.ndarray]]:
+    """fold -> (ids, y, probabilities averaged over the given runs of that fold)."""
+    out = {}
+    for fold in sorted({r["fold"] for r in runs}):
+        rs = [r for r in runs if r["fold"] == fold]
+        ids = rs[0]["ids"]
+        if any(r["ids"] != ids for r in rs):
+            raise ValueError(f"Runs of fold {fold} held out different posts: were they made with other folds?")
+        out[fold] = (ids, np.array(rs[0]["y"]), np.mean([np.array(r["probs"]) for r in rs], 0))
+    return out
+
+
+def ensemble_scores(runs: list[dict]) -> list[dict]:
+    """Per-fold metrics of the average of ``runs`` (e.g. several seeds, or several models)."""
+    return [{"fold": f, **_metric_row(compute_metrics(y, p.argmax(1), LABELS))}
+            for f, (_, y, p) in oof_by_fold(runs).items()]
+
+
+def cv_markdown(rows: list[dict], label: str | None = None) -> str:
+    """One row per model (mean ± sd over folds × seeds), plus the seed ensemble when there are seeds."""
+    lines = ["| model | settings | CV accuracy | CV weighted F1 | CV macro F1 | CV neutral recall | runs "
+             "| train s per fold (median) |", "|---|---|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["model"] for r in rows):
+        rs = [r for r in rows if r["model"] == name]
+        settings = label or _settings(rs[0])
+        n_seeds = len({r["seed"] for r in rs})
+        lines.append(f"| `{name}` | {settings} | " + " | ".join(_ms([r[m] for r in rs]) for m in METRICS)
+                     + f" | {len({r['fold'] for r in rs})} folds × {n_seeds} seeds | "
+                     f"{np.median([r['seconds'] for r in rs]):.0f} |")
+        if n_seeds > 1:
+            es = ensemble_scores(rs)
+            lines.append(f"| `{name}` | mean of the {n_seeds} seeds' probabilities | "
+                         + " | ".join(_ms([e[m] for e in es]) for m in METRICS) + f" | {len(es)} folds | |")
+    return "\n".join(lines)
+
+
+def _settings(rec: dict) -> str:
+    """What differs from the defaults, so a table row says how the model was trained."""
+    m, t = rec.get("model_config", {}), rec.get("train_config", {})
+    base_m, base_t = ModelConfig().to_dict(), vars(TrainConfig())
+    skip = {"fusion", "labels", "data_dir", "cache_dir", "seed", "early_stopping", "extra_data", "num_threads",
+            "device", "allow_download"}
+    diff = [f"{k}={v}" for k, v in m.items() if k not in skip and base_m.get(k) != v]
+    diff += [f"{k}={v}" for k, v in t.items() if k not in skip and base_t.get(k) != v]
+    return ", ".join(diff) or "defaults"
+
+
+def load_runs(folders: list[str | Path]) -> dict[str, list[dict]]:
+    """Saved CV runs per ``<folder>:<model>``."""
+    out: dict[str, list[dict]] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*-s*-f*.json")):
+            rec = json.loads(path.read_text())
+            out.setdefault(f"{Path(folder).name}:{rec['model']}", []).append(rec)
+    return out
+
+
+def ensemble_markdown(groups: dict[str, list[dict]], combos: list[list[str]]) -> str:
+    """CV scores of averages of saved runs (all seeds of each named group), fold by fold."""
+    lines = ["| ensemble (runs averaged) | CV accuracy | CV weighted F1 | CV macro F1 | CV neutral recall | folds |",
+             "|---|---|---|---|---|---|"]
+    for combo in combos:
+        runs = [r for g in combo for r in groups[g]]
+        es = ensemble_scores(runs)
+        lines.append(f"| {' + '.join(f'`{g}`' for g in combo)} ({len(runs) // len(es)} per fold) | "
+                     + " | ".join(_ms([e[m] for e in es]) for m in METRICS) + f" | {len(es)} |")
+    return "\n".join(lines)
+
+
+def to_markdown(rows: list[dict]) -> str:
     lines = ["| model | val accuracy | val weighted F1 | val macro F1 | neutral recall | best seed acc / wF1 "
              "| trainable params | train s (median) | epochs run / max |", "|---|---|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["model"] for r in rows):
         rs = [r for r in rows if r["model"] == name]
         best = max(rs, key=lambda r: r["weighted_f1"])
-        lines.append(f"| `{name}` | {ms([r['accuracy'] for r in rs])} | {ms([r['weighted_f1'] for r in rs])} | "
-                     f"{ms([r['macro_f1'] for r in rs])} | {ms([r['neutral_recall'] for r in rs])} | "
+        lines.append(f"| `{name}` | {_ms([r['accuracy'] for r in rs])} | {_ms([r['weighted_f1'] for r in rs])} | "
+                     f"{_ms([r['macro_f1'] for r in rs])} | {_ms([r['neutral_recall'] for r in rs])} | "
                      f"{best['accuracy']:.2f} / {best['weighted_f1']:.2f} | {rs[0]['params']:,} | "
                      f"{np.median([r['seconds'] for r in rs]):.0f} | "
                      f"{'/'.join(str(r.get('epochs_run', '?')) for r in rs)} / {rs[0].get('max_epochs', '?')} |")
@@ -75,35 +219,82 @@ def write_block(path: Path, name: str, body: str) -> None:
     path.write_text(text)
 
 
+def parse_sets(items: list[str]) -> tuple[dict, dict]:
+    """``KEY=VALUE`` pairs -> (ModelConfig kwargs, TrainConfig kwargs), typed like the fields' defaults."""
+    mfields, tfields = {f.name: f for f in fields(ModelConfig)}, {f.name: f for f in fields(TrainConfig)}
+    mkw, tkw = {}, {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or (key not in mfields and key not in tfields):
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{sorted(set(mfields) | set(tfields))}")
+        default = (mfields.get(key) or tfields[key]).default
+        if isinstance(default, bool):
+            value = raw.lower() in ("1", "true", "yes")
+        elif isinstance(default, (int, float, str)):
+            value = type(default)(raw)
+        else:
+            raise SystemExit(f"--set {key}: only scalar fields can be set here")
+        (mkw if key in mfields else tkw)[key] = value
+    return mkw, tkw
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=None, help=f"default: all of {list_fusions()}")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    ap.add_argument("--cv", type=int, default=0, help="k-fold cross-validation over train+val (e.g. 5)")
+    ap.add_argument("--fold-seed", type=int, default=0, help="seed of the fold assignment (keep it fixed)")
+    ap.add_argument("--folds", nargs="*", type=int, default=None, help="only these folds (default: all)")
+    ap.add_argument("--cv-ensemble", nargs="*", default=None, metavar="DIR",
+                    help="score averages of the CV runs saved in these folders (no training)")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--block", default="frozen", help="name of the table's block in the output file")
     ap.add_argument("--text-layers", type=int, default=0)
     ap.add_argument("--loss", default="ce")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=None, help="default: 30 with early stopping on val, 3 with --cv")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--patience", type=int, default=4)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="any ModelConfig/TrainConfig field, e.g. --set image_trainable_blocks=2")
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     ap.add_argument("--json", help="also write the per-run rows here")
-    ap.add_argument("--save-dir", help="keep every run's checkpoint here (e.g. for an ensemble); runs already "
+    ap.add_argument("--save-dir", help="keep every run here (checkpoints on val; records with --cv); runs already "
                     "saved there are read back instead of trained again")
+    ap.add_argument("--keep-checkpoints", action="store_true", help="with --cv: also keep each fold's checkpoint")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    models = args.models or list_fusions()
-    t0 = time.perf_counter()
-    rows = run(models, args.seeds, {"text_trainable_layers": args.text_layers},
-               {"loss": args.loss, "epochs": args.epochs, "lr": args.lr, "data_dir": args.data_dir,
-                "patience": args.patience}, args.save_dir)
     cmd = ("python -m mmsa_core.compare " + " ".join(argv if argv is not None else __import__("sys").argv[1:])).strip()
-    body = (f"Command: `{cmd}` ({len(args.seeds)} seeds, {time.perf_counter() - t0:.0f} s in all on this machine).\n\n"
-            + to_markdown(rows))
+    t0 = time.perf_counter()
+    if args.cv_ensemble:
+        groups = load_runs(args.cv_ensemble)
+        names = list(groups)
+        combos = [[g] for g in names] + ([names] if len(names) > 1 else [])
+        body = f"Command: `{cmd}`.\n\n" + ensemble_markdown(groups, combos)
+        write_block(Path(args.out), args.block, body)
+        print(body)
+        return
+    models = args.models or list_fusions()
+    mkw, tkw = parse_sets(args.set)
+    mkw = {"text_trainable_layers": args.text_layers, **mkw}
+    tkw = {"loss": args.loss, "lr": args.lr, "data_dir": args.data_dir, "patience": args.patience,
+           "epochs": args.epochs or (3 if args.cv else 30), **tkw}
+    if args.cv:
+        rows = run_cv(models, args.seeds, mkw, tkw, args.cv, args.fold_seed, args.save_dir or "runs/cv",
+                      args.keep_checkpoints, args.folds)
+        table = cv_markdown(rows)
+        n = sum(r["n"] for r in rows if (r["model"], r["seed"]) == (rows[0]["model"], rows[0]["seed"]))
+        what = f"{args.cv}-fold cross-validation over train+val ({n} posts, fold seed {args.fold_seed}), seeds {args.seeds}"
+    else:
+        rows = run(models, args.seeds, mkw, tkw, args.save_dir)
+        table = to_markdown(rows)
+        what = f"{len(args.seeds)} seeds"
+    body = f"Command: `{cmd}` ({what}, {time.perf_counter() - t0:.0f} s in all on this machine).\n\n{table}"
     write_block(Path(args.out), args.block, body)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-    print(to_markdown(rows))
+        Path(args.json).write_text(json.dumps([{k: v for k, v in r.items() if k not in ("probs", "ids", "y")}
+                                               for r in rows], indent=2))
+    print(table)
 
 
 if __name__ == "__main__":

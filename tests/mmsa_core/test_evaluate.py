@@ -48,3 +48,44 @@ def test_results_block_is_replaced_in_place(tmp_path):
     text = doc.read_text()
     assert text.startswith("# Results\n\nintro") and text.count("compare:frozen:start") == 1
     assert "| `add` | 70.00 ± 0.00 |" in text and text.count("| `add` |") == 1
+
+
+def test_cross_validation_scores_every_post_once_and_resumes(tmp_path, mvsa_dir):
+    from mmsa_core.compare import cv_markdown, ensemble_scores, run_cv
+    from mmsa_core.folds import assign_folds, cv_posts
+
+    tkw = {"data_dir": str(mvsa_dir), "limit": 60, "epochs": 1, "cache_dir": str(tmp_path / "c"), "batch_size": 16}
+    rows = run_cv(["concat"], [0, 1], TINY, tkw, k=3, save_dir=tmp_path / "cv")
+    posts = cv_posts(mvsa_dir, 60)
+    folds = assign_folds(posts, 3, 0)
+    for seed in (0, 1):
+        held = [i for r in rows if r["seed"] == seed for i in r["ids"]]
+        assert sorted(held) == sorted(p.id for p in posts)  # each post held out exactly once per seed
+    for r in rows:  # a fold's held-out posts are the ones assigned to it, and no training ran on val metrics
+        assert set(r["ids"]) == {p.id for p, f in zip(posts, folds) if f == r["fold"]}
+        assert r["train_config"]["early_stopping"] is False and len(r["history"]) == 1
+    again = run_cv(["concat"], [0, 1], TINY, tkw, k=3, save_dir=tmp_path / "cv")  # read back, not retrained
+    assert [r["probs"] for r in again] == [r["probs"] for r in rows]
+    ens = ensemble_scores(rows)
+    assert len(ens) == 3 and all(0 <= e["accuracy"] <= 100 for e in ens)
+    table = cv_markdown(rows)
+    assert "3 folds × 2 seeds" in table and "mean of the 2 seeds" in table
+
+
+def test_folds_are_stratified_and_keep_duplicates_together(mvsa_dir):
+    from collections import Counter
+
+    from mmsa_core.folds import assign_folds, content_key, cv_posts
+
+    posts = cv_posts(mvsa_dir)
+    folds = assign_folds(posts, 5, 0)
+    sizes = Counter(folds.tolist())
+    assert sorted(sizes) == [0, 1, 2, 3, 4] and max(sizes.values()) - min(sizes.values()) <= 5
+    neutral = [sum(p.label == "neutral" for p, f in zip(posts, folds) if f == k) for k in range(5)]
+    assert max(neutral) - min(neutral) <= 3
+    by_key, n_posts = {}, Counter()
+    for p, f in zip(posts, folds):
+        by_key.setdefault(content_key(p), set()).add(int(f))
+        n_posts[content_key(p)] += 1
+    assert sum(n > 1 for n in n_posts.values()) >= 10  # MVSA has exact duplicates ...
+    assert all(len(v) == 1 for v in by_key.values())  # ... and each group sits in one fold
