@@ -20,6 +20,7 @@ class ModelConfig:
     dropout: float = 0.1  # dropout inside the head
     max_text_len: int = 64  # tokens per post; MVSA tweets are at most 140 characters
     text_trainable_layers: int = 0  # top transformer layers of the text encoder that are fine-tuned (-1 = all)
+    text_lora_rank: int = 0  # > 0: those layers train LoRA adapters of this rank instead of all their weights
     image_trainable_blocks: int = 0  # top blocks of the CNN that are fine-tuned (0 = frozen)
     modality_dropout: float = 0.0  # training-time chance to blank one modality (teaches the one-modality views)
     mlm_weight: float = 0.0  # weight of the auxiliary masked-token loss (mscmf only)

@@ -40,7 +40,7 @@ class MultimodalClassifier(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.text_encoder = TextEncoder(cfg.text_encoder, cfg.max_text_len, cfg.text_trainable_layers,
-                                        cfg.allow_download)
+                                        cfg.allow_download, cfg.text_lora_rank)
         self.image_encoder = ImageEncoder(cfg.image_encoder, cfg.image_trainable_blocks, pretrained,
                                           cfg.allow_download)
         self.fusion = create_fusion(cfg.fusion, cfg, self.text_encoder.dim, self.image_encoder.dim)
@@ -102,14 +102,17 @@ class MultimodalClassifier(nn.Module):
         return text, image
 
     # -- what a checkpoint stores -------------------------------------------------------------------
-    def frozen_prefixes(self) -> list[str]:
-        return ([f"text_encoder.{p}" for p in self.text_encoder.frozen_prefixes()]
-                + [f"image_encoder.{p}" for p in self.image_encoder.frozen_prefixes()])
+    def stores(self, key: str) -> bool:
+        """Whether a checkpoint stores this state-dict key: everything but the pretrained encoder weights."""
+        for prefix, encoder in (("text_encoder.", self.text_encoder), ("image_encoder.", self.image_encoder)):
+            if key.startswith(prefix):
+                return encoder.stores(key[len(prefix):])
+        return True
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """The state that differs from the pretrained encoders: head, classifier and fine-tuned layers."""
-        frozen = tuple(self.frozen_prefixes())
-        return {k: v.detach().clone() for k, v in self.state_dict().items() if not k.startswith(frozen)}
+        """The state that differs from the pretrained encoders: head, classifier and fine-tuned layers
+        (or their LoRA adapters)."""
+        return {k: v.detach().clone() for k, v in self.state_dict().items() if self.stores(k)}
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         expected = set(self.trainable_state_dict())
@@ -134,6 +137,14 @@ class MultimodalClassifier(nn.Module):
         groups = [{"params": head, "lr": head_lr}]
         groups += [{"params": ps, "lr": encoder_lr * layer_decay ** d} for d, ps in sorted(depth.items())]
         return [g for g in groups if g["params"]]
+
+
+def merge_adapters(model: nn.Module) -> nn.Module:
+    """Fold every text encoder's LoRA adapters into its weights (for inference; training stays unmerged)."""
+    for module in model.modules():
+        if isinstance(module, TextEncoder) and module.lora_rank:
+            module.merge_lora()
+    return model
 
 
 def create_model(name: str, pretrained: bool = True, **overrides) -> MultimodalClassifier:

@@ -15,7 +15,7 @@ import torch
 from .checkpoint import load_model
 from .data import check_text, load_image
 from .device import resolve_device
-from .model import MultimodalClassifier
+from .model import MultimodalClassifier, merge_adapters
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Predictor:
 
     def __init__(self, model: MultimodalClassifier, meta: dict | None = None, device: str = "auto"):
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.model = merge_adapters(model.to(self.device).eval())  # LoRA adapters cost nothing at inference
         self.meta = meta or {}
         self.name = Path(self.meta.get("path", "model")).name
         self._explain_lock = threading.Lock()

@@ -124,6 +124,10 @@ class ImageEncoder(nn.Module):
             return []
         return ["imagenet_head."] + [f"stages.{i}." for i in range(self.split)]
 
+    def stores(self, key: str) -> bool:
+        """Whether a checkpoint must store this state-dict key (relative to this module)."""
+        return not key.startswith(tuple(self.frozen_prefixes()))
+
     def forward_trunk(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> frozen feature map (cacheable)."""
         for stage in self.stages[: self.split]:

