@@ -209,3 +209,41 @@ class Export(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     manifest: Mapped[dict[str, Any]]
     path: Mapped[str] = mapped_column(Text)
+
+
+JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE_JOB_STATES: tuple[str, ...] = ("queued", "running")
+
+
+class Job(Base):
+    """A background job (e.g. retraining): its state lives here so that every app process sees it."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[Optional[str]] = mapped_column(String(200))
+    params: Mapped[Optional[dict[str, Any]]]
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # in [0, 1]
+    stage: Mapped[str] = mapped_column(Text, default="")  # what the worker is doing now
+    eta_seconds: Mapped[Optional[float]] = mapped_column(Float)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[Optional[str]] = mapped_column(String(200))  # host:pid of the process running it
+    report: Mapped[Optional[dict[str, Any]]]
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[Optional[dt.datetime]]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)  # the worker's heartbeat
+    finished_at: Mapped[Optional[dt.datetime]]
+
+    __table_args__ = (
+        CheckConstraint(sql_in("state", JOB_STATES), name="state"),
+        Index(  # at most one queued-or-running job per kind, whichever replica started it
+            "uq_jobs_active",
+            "kind",
+            unique=True,
+            sqlite_where=sql_text(sql_in("state", ACTIVE_JOB_STATES)),
+            postgresql_where=sql_text(sql_in("state", ACTIVE_JOB_STATES)),
+        ),
+        Index("ix_jobs_kind_id", "kind", "id"),
+    )

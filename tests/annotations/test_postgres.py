@@ -57,7 +57,7 @@ def test_pg_upgrade_from_0001_keeps_data(pg, old_rows):
             conn.execute(text(sql))
         for table in ("posts", "predictions", "annotators", "annotations"):  # explicit ids above
             conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
-    assert A.init_db(pg) == "0002"
+    assert A.init_db(pg) == A.head_revision()
     sessions = A.create_sessionmaker(pg)
     with sessions.begin() as s:
         assert A.current_labels(s, 1) == {"ana": "neutral"}
@@ -83,3 +83,21 @@ def test_pg_concurrent_writers(pg, data_dir):
     with sessions() as s:
         assert s.scalar(select(func.count(func.distinct(Annotation.note)))) == 80
         assert len(A.list_annotators(s)) == 5
+
+
+def test_pg_one_active_job_even_when_two_replicas_start_at_once(pg):
+    from annotations.jobs import JobBusy, start_job
+
+    A.init_db(pg)
+    sessions = A.create_sessionmaker(pg)
+
+    def start(who):
+        try:
+            with sessions.begin() as s:
+                return start_job(s, "retrain", requested_by=who)["job_id"]
+        except JobBusy:
+            return None
+
+    with ThreadPoolExecutor(4) as pool:
+        started = [j for j in pool.map(start, ["a", "b", "c", "d"]) if j is not None]
+    assert len(started) == 1  # the partial unique index lets exactly one through
