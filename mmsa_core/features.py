@@ -205,13 +205,15 @@ class MvsaFeatures:
     """Trunk features of any posts: MVSA posts come from one cache of the whole data set (encoded once),
     other posts (from the annotation store) are encoded and cached on their own.
 
-    ``data_dir`` None means there is no MVSA on this machine: every post is encoded on its own."""
+    Only the labelled splits (train, val) are encoded by default: the held-back test split and the
+    unlabeled posts never train. ``data_dir`` None means there is no MVSA on this machine: every post is
+    encoded on its own."""
 
     def __init__(self, model, data_dir: str | Path | None, cache_dir: str | Path | None = None,
-                 progress: bool = True, whole: bool = True):
+                 progress: bool = True, whole: bool = True, splits: tuple[str, ...] = ("train", "val")):
         self.model, self.cache, self.progress = model, cache_dir, progress
         self.whole = whole and data_dir is not None  # a smoke run on a slice encodes only that slice
-        self.all = load_mvsa(data_dir) if self.whole else []
+        self.all = [p for p in load_mvsa(data_dir) if p.split in splits] if self.whole else []
         self.row = {p.id: i for i, p in enumerate(self.all)}
         self.fs: FeatureSet | None = None
 

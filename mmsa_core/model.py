@@ -1,6 +1,7 @@
 """The multimodal classifier: text encoder + image encoder + a fusion head from the registry + a linear layer."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -137,6 +138,31 @@ class MultimodalClassifier(nn.Module):
         groups = [{"params": head, "lr": head_lr}]
         groups += [{"params": ps, "lr": encoder_lr * layer_decay ** d} for d, ps in sorted(depth.items())]
         return [g for g in groups if g["params"]]
+
+
+@contextmanager
+def encoders_frozen(model: MultimodalClassifier):
+    """Within this context the whole text encoder (fine-tuned layers included) is a frozen, cacheable trunk
+    and the image encoder's top stages run frozen too: only the fusion head and the classifier train.
+    This is how retraining warm-starts a model cheaply. The text trunk's cache key gets a fingerprint of
+    the fine-tuned layers (``trunk_fingerprint``). On exit the split and the trainable flags come back, so
+    a checkpoint saved afterwards still stores the fine-tuned layers."""
+    from .features import weights_fingerprint
+
+    t, i = model.text_encoder, model.image_encoder
+    split, flags = t.split, {p: p.requires_grad for p in model.parameters()}
+    t.trunk_fingerprint = weights_fingerprint(t.layers[split:]) if split < len(t.layers) else ""
+    t.split, i.frozen_top = len(t.layers), True
+    for p in [*t.parameters(), *i.parameters()]:
+        p.requires_grad_(False)
+    model.train(model.training)  # re-apply the modes: frozen parts in inference mode
+    try:
+        yield model
+    finally:
+        t.split, t.trunk_fingerprint, i.frozen_top = split, "", False
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        model.train(model.training)
 
 
 def merge_adapters(model: nn.Module) -> nn.Module:

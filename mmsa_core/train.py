@@ -12,6 +12,7 @@ import copy
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -97,10 +98,12 @@ def _targets(model: MultimodalClassifier, posts: list[Post], attr: str) -> torch
 
 
 def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post], train_fs: FeatureSet | None,
-        val_fs: FeatureSet | None, y_val: np.ndarray | None, progress: bool = True) -> tuple[dict, list[dict]]:
+        val_fs: FeatureSet | None, y_val: np.ndarray | None, progress: bool = True,
+        hook: Callable[[float], None] | None = None) -> tuple[dict, list[dict]]:
     """Train in place. With early stopping, the best val epoch's weights are loaded back; without it
     every epoch runs and the last weights stay (``val_fs`` then only records the learning curve, and may
-    be None). Returns (val metrics of the kept weights, or {} without val; epoch log)."""
+    be None). ``hook(fraction done)`` is called every few batches (progress bars; it may raise to stop).
+    Returns (val metrics of the kept weights, or {} without val; epoch log)."""
     device = next(model.parameters()).device
     y_train = _targets(model, train_posts, "label")
     y_text, y_image = _targets(model, train_posts, "text_label"), _targets(model, train_posts, "image_label")
@@ -119,7 +122,9 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
         t0, losses = time.perf_counter(), []
         batches = batch_order(lengths, tcfg.batch_size, gen, tcfg.bucket_by_length and aug is None)
         bar = tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False)
-        for idx in bar:
+        for b, idx in enumerate(bar):
+            if hook is not None and b % 10 == 0:
+                hook((epoch - 1 + b / len(batches)) / tcfg.epochs)
             if aug is not None:
                 out = model(*_raw_batch(model, [train_posts[j] for j in idx], rng, aug, device))
             else:
@@ -169,7 +174,8 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
 
 
 def train_on_posts(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post], val_posts: list[Post],
-                   lookup, out: str | Path | None = None, progress: bool = True) -> dict:
+                   lookup, out: str | Path | None = None, progress: bool = True,
+                   hook: Callable[[float], None] | None = None) -> dict:
     """Train ``model`` (fresh or warm-started) on ``train_posts``, judged on ``val_posts`` (may be empty
     when ``early_stopping`` is off); ``lookup(posts) -> FeatureSet`` gives cached trunk features.
     Writes a checkpoint to ``out`` when given. Returns the training record."""
@@ -180,7 +186,7 @@ def train_on_posts(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: 
     seed_everything(tcfg.seed)  # the cache may or may not have run: start training from the same state
     y_val = np.array([model.labels.index(p.label) for p in val_posts]) if val_posts else None
     t0 = time.perf_counter()
-    best, history = fit(model, tcfg, train_posts, train_fs, val_fs, y_val, progress)
+    best, history = fit(model, tcfg, train_posts, train_fs, val_fs, y_val, progress, hook)
     record = {
         "metrics": {"val": best} if best else {},
         "history": history,

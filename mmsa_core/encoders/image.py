@@ -112,6 +112,7 @@ class ImageEncoder(nn.Module):
         for stage in self.stages[self.split:]:
             for p in stage.parameters():
                 p.requires_grad_(True)
+        self.frozen_top = False  # True while retraining warm-starts a model (model.encoders_frozen)
         self.train()  # timm builds in training mode: the frozen stages must use their running statistics
 
     @property
@@ -156,6 +157,6 @@ class ImageEncoder(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        for stage in self.stages[: self.split]:
+        for stage in self.stages if self.frozen_top else self.stages[: self.split]:
             stage.train(False)  # frozen BatchNorm keeps its running statistics
         return self
