@@ -57,7 +57,7 @@ def test_pg_upgrade_from_0001_keeps_data(pg, old_rows):
             conn.execute(text(sql))
         for table in ("posts", "predictions", "annotators", "annotations"):  # explicit ids above
             conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
-    assert A.init_db(pg) == "0002"
+    assert A.init_db(pg) == A.head_revision()
     sessions = A.create_sessionmaker(pg)
     with sessions.begin() as s:
         assert A.current_labels(s, 1) == {"ana": "neutral"}
@@ -65,6 +65,20 @@ def test_pg_upgrade_from_0001_keeps_data(pg, old_rows):
         assert A.next_in_queue(s, "bob", "least_confident")["post_id"] == 2
         A.skip(s, 2, "ana")
         assert A.undo_last(s, "ana")["kind"] == "skip"
+
+
+def test_pg_upgrade_from_0002_merges_duplicates(pg, data_dir, dup_rows, merged_check):
+    A.init_db(pg, "0002")
+    with pg.begin() as conn:
+        for sql in dup_rows:
+            conn.execute(text(sql))
+        for table in ("posts", "predictions", "annotators", "annotations"):
+            conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+    assert A.init_db(pg) == A.head_revision()
+    merged_check(A.create_sessionmaker(pg), data_dir)
+    from annotations.db import downgrade_db
+
+    assert downgrade_db(pg, "0002") == "0002" and A.init_db(pg) == A.head_revision()
 
 
 def test_pg_concurrent_writers(pg, data_dir):
