@@ -1,4 +1,4 @@
-"""Annotation store for MMSA: posts, predictions, corrections, a queue, stats and exports.
+"""Annotation store for MMSA: posts, predictions, corrections, a queue, review, stats and exports.
 
     from annotations import create_engine_from_url, init_db, create_sessionmaker, save_correction
     engine = create_engine_from_url()            # $MMSA_DB_URL, else SQLite under ./data
@@ -29,12 +29,16 @@ from annotations.model_versions import (
     register_model_version,
     set_default_model,
 )
-from annotations.queue import STRATEGIES, next_in_queue
+from annotations.content import content_sha256, image_available
+from annotations.queue import STRATEGIES, next_in_queue, progress
+from annotations.review import adjudicate, disputed_posts, majority, post_verdicts, review_counts, review_post
+from annotations.setaside import clear_set_aside, list_set_aside, recheck_set_aside, set_aside
 from annotations.stats import cohen_kappa, fleiss_kappa, stats
 from annotations.store import (
     add_post,
     annotator_id,
     current_labels,
+    ensure_post,
     get_post,
     history,
     list_annotators,
@@ -46,10 +50,12 @@ from annotations.store import (
 
 __all__ = [
     "AnnotationError", "ExportIntegrityError", "KINDS", "LABELS", "STRATEGIES",
-    "add_post", "annotator_id", "cohen_kappa", "create_engine_from_url", "create_sessionmaker",
-    "current_labels", "current_revision", "default_data_dir", "default_db_url", "export_snapshot",
-    "fleiss_kappa", "get_default_model", "get_model_version", "get_post", "head_revision", "history",
-    "import_posts", "init_db", "list_annotators", "list_model_versions", "load_export", "load_manifest",
-    "next_in_queue", "read_posts_csv", "record_prediction", "register_model_version", "save_correction",
+    "add_post", "adjudicate", "annotator_id", "clear_set_aside", "cohen_kappa", "content_sha256",
+    "create_engine_from_url", "create_sessionmaker", "current_labels", "current_revision", "default_data_dir",
+    "default_db_url", "disputed_posts", "ensure_post", "export_snapshot", "fleiss_kappa", "get_default_model",
+    "get_model_version", "get_post", "head_revision", "history", "image_available", "import_posts", "init_db",
+    "list_annotators", "list_model_versions", "list_set_aside", "load_export", "load_manifest", "majority",
+    "next_in_queue", "post_verdicts", "progress", "read_posts_csv", "recheck_set_aside", "record_prediction",
+    "register_model_version", "review_counts", "review_post", "save_correction", "set_aside",
     "set_default_model", "skip", "stats", "undo_last",
 ]

@@ -1,15 +1,22 @@
-"""Versioned, hash-checked snapshots of the corrected posts, for training.
+"""Versioned, hash-checked snapshots of every annotator's work, for training and for people.
 
     <out_dir>/<export_id>/           (out_dir defaults to <data_dir>/exports)
         manifest.json                export id, format version, label schema, rule, counts, hashes
-        posts.jsonl                  one corrected post per line, sorted by post_id
+        posts.jsonl                  one labelled post per line, sorted by post_id, with every
+                                     annotator's label in force, the majority, tie, adjudication, final label
+        posts.csv                    the same, one row per post (spreadsheet-safe, see export_files)
+        annotations.csv              one row per label in force: post_id, annotator, label, note, labelled_at
         images/<sha256>.<ext>        the posts' images (content-addressed, so the name is the hash)
+        imagefolder/                 for `datasets.load_dataset("imagefolder", data_dir=...)`: the images
+                                     of posts with a final label, and metadata.jsonl with their labels
 
 Rule `latest-majority`: each annotator's label in force on a post (their latest row, when it is a
-label) is one vote; the label with most votes wins. Ties: `drop` (default) leaves the post out,
-`latest` takes the tied label with the most recent vote.
+label) is one vote; the label with most votes is the majority. A tie has no majority: the post is
+kept with `tie: true`. A reviewer's adjudication in force (annotations.review) decides: the final
+label is the adjudicated label, else the majority, else none (an unresolved tie).
 
-`load_export(path)` checks every hash before returning rows; it needs neither torch nor a database.
+`load_export(path)` checks every hash and returns the posts with a final label as training rows
+(`label` = final label); it reads format 1 exports too, and needs neither torch nor a database.
 CLI: `python -m annotations.export --db URL --out DIR`.
 """
 from __future__ import annotations
@@ -21,7 +28,6 @@ import logging
 import os
 import shutil
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -36,60 +42,46 @@ from annotations.db import (
     default_db_url,
 )
 from annotations.errors import AnnotationError, ExportIntegrityError
+from annotations.export_files import write_csvs, write_images, write_imagefolder, write_jsonl
 from annotations.images import image_relpath, sha256_file
 from annotations.labels import LABELS
 from annotations.models import Export, Post, utcnow
-from annotations.queries import effective_labels_stmt
+from annotations.review import post_verdicts
 
 log = logging.getLogger(__name__)
 
 FORMAT = "mmsa-annotations-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every annotator's labels, ties kept, adjudication, CSVs, imagefolder
 RULES = {
-    "latest-majority": "each annotator's label in force on a post (their latest row, when it is a "
-    "label: retracted and skipped posts give no vote) is one vote; the label with most votes wins",
-}
-TIES = {
-    "drop": "posts whose top vote count is shared by two labels are left out",
-    "latest": "the tied label with the most recent vote wins",
+    "latest-majority": "each annotator's label in force on a post (their latest row, when it is a label: "
+    "retracted and skipped posts give no vote) is one vote; the label with most votes is the majority, and a "
+    "tie has none (kept, flagged tie); final_label is the reviewer's adjudicated label, else the majority, "
+    "else null (not a training row)",
 }
 
 
-def resolve_votes(votes: list[tuple[str, int]], ties: str = "drop") -> Optional[str]:
-    """The winning label of (label, annotation id) votes, or None for a dropped tie."""
-    counts: dict[str, int] = defaultdict(int)
-    newest: dict[str, int] = {}
-    for label, ann_id in votes:
-        counts[label] += 1
-        newest[label] = max(newest.get(label, ann_id), ann_id)
-    top = max(counts.values())
-    leaders = [label for label in counts if counts[label] == top]
-    if len(leaders) == 1:
-        return leaders[0]
-    return None if ties == "drop" else max(leaders, key=lambda label: newest[label])
-
-
-def _resolved_rows(session: Session, ties: str) -> tuple[list[dict[str, Any]], int]:
-    votes: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    for post_id, _name, label, ann_id in session.execute(effective_labels_stmt()):
-        votes[post_id].append((label, ann_id))
-    rows, n_ties = [], 0
-    ids = sorted(votes)
+def _post_rows(session: Session) -> list[dict[str, Any]]:
+    """One row per post with a label in force or an adjudication, sorted by post_id."""
+    verdicts = post_verdicts(session)
+    rows = []
+    ids = sorted(verdicts)
     for start in range(0, len(ids), 500):  # bounded IN lists
-        chunk = ids[start:start + 500]
-        for post in session.scalars(select(Post).where(Post.id.in_(chunk)).order_by(Post.id)):
-            label = resolve_votes(votes[post.id], ties)
-            if label is None:
-                n_ties += 1
-                continue
-            counted = {lab: sum(v == lab for v, _ in votes[post.id]) for lab in LABELS}
-            image = f"images/{post.image_sha256}.{post.image_ext}" if post.image_sha256 else None
+        for post in session.scalars(select(Post).where(Post.id.in_(ids[start:start + 500])).order_by(Post.id)):
+            v = verdicts[post.id]
+            adj = v["adjudication"]
             rows.append({
-                "post_id": post.id, "source": post.source, "text": post.text, "image": image,
-                "label": label, "n_votes": len(votes[post.id]), "votes": counted,
-                "_src": image_relpath(post.image_sha256, post.image_ext or "") if image else None,
+                "post_id": post.id, "source": post.source, "text": post.text,
+                "image": f"images/{post.image_sha256}.{post.image_ext}" if post.image_sha256 else None,
+                "image_missing": False,
+                "annotations": [{k: r[k] for k in ("annotator", "label", "note", "labelled_at")} for r in v["labels"]],
+                "n_votes": v["n_votes"], "votes": v["votes"], "majority": v["majority"], "tie": v["tie"],
+                "adjudicated": v["adjudicated"],
+                "adjudication": {k: adj[k] for k in ("reviewer", "label", "note", "adjudicated_at", "outdated")}
+                if adj else None,
+                "final_label": v["final_label"],
+                "_src": image_relpath(post.image_sha256, post.image_ext or "") if post.image_sha256 else None,
             })
-    return rows, n_ties
+    return rows
 
 
 def _content_sha256(files: dict[str, str]) -> str:
@@ -98,22 +90,18 @@ def _content_sha256(files: dict[str, str]) -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
-def _write_files(tmp: Path, rows: list[dict[str, Any]], data_dir: Path) -> dict[str, str]:
-    (tmp / "images").mkdir(parents=True)
-    files: dict[str, str] = {}
-    for row in rows:
-        src = row.pop("_src")
-        if row["image"] is None or row["image"] in files:
-            continue
-        shutil.copyfile(data_dir / src, tmp / row["image"])
-        files[row["image"]] = sha256_file(tmp / row["image"])
-        if files[row["image"]] != Path(row["image"]).stem:
-            raise RuntimeError(f"Image {data_dir / src} does not match its content hash: the data dir is corrupt")
-    with open(tmp / "posts.jsonl", "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-    files["posts.jsonl"] = sha256_file(tmp / "posts.jsonl")
-    return files
+def _summary(rows: list[dict[str, Any]], imagefolder: dict[str, int]) -> dict[str, Any]:
+    final = [r for r in rows if r["final_label"] is not None]
+    return {
+        "n_posts": len(rows), "n_rows": len(final),
+        "counts": {lab: sum(r["final_label"] == lab for r in final) for lab in LABELS},
+        "n_annotations": sum(len(r["annotations"]) for r in rows),
+        "n_ties": sum(r["tie"] for r in rows),
+        "n_adjudicated": sum(r["adjudicated"] is not None for r in rows),
+        "n_without_final_label": len(rows) - len(final),
+        "n_images_missing": sum(r["image_missing"] for r in rows),
+        "imagefolder": imagefolder,
+    }
 
 
 def export_snapshot(
@@ -121,33 +109,37 @@ def export_snapshot(
     data_dir: Optional[Union[str, Path]] = None,
     out_dir: Optional[Union[str, Path]] = None,
     rule: str = "latest-majority",
-    ties: str = "drop",
 ) -> dict[str, Any]:
-    """Write a snapshot of every post with a resolved label; returns its manifest plus 'path'.
+    """Write a snapshot of every labelled post; returns its manifest plus 'path'.
 
-    The directory is assembled under a temporary name and renamed into place, and the export is
-    recorded in the `exports` table (in the caller's transaction).
+    Manifest counts: n_posts (lines in posts.jsonl), n_rows and counts (posts with a final label:
+    the training rows), n_annotations, n_ties (kept), n_adjudicated, n_without_final_label,
+    n_images_missing (such posts keep their labels with image null) and imagefolder {n_rows,
+    left_out_no_image, left_out_no_final_label}. The directory is assembled under a temporary name
+    and renamed into place, and the export is recorded in the `exports` table (in the caller's
+    transaction).
     """
     if rule not in RULES:
         raise AnnotationError(f"Unknown export rule {rule!r}; choose from {sorted(RULES)}")
-    if ties not in TIES:
-        raise AnnotationError(f"Unknown tie rule {ties!r}; choose from {sorted(TIES)}")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     out_dir = Path(out_dir) if out_dir is not None else data_dir / "exports"
-    rows, n_ties = _resolved_rows(session, ties)
+    rows = _post_rows(session)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".tmp-{uuid.uuid4().hex}"
     try:
-        files = _write_files(tmp, rows, data_dir)
+        files = write_images(tmp, rows, data_dir)
+        files.update(write_jsonl(tmp, rows))
+        files.update(write_csvs(tmp, rows))
+        folder_files, folder_counts = write_imagefolder(tmp, rows)
+        files.update(folder_files)
         created = utcnow()
         content = _content_sha256(files)
         export_id = f"{created:%Y%m%dT%H%M%S.%fZ}-{content[:8]}"
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "export_id": export_id,
             "created_at": created.isoformat(), "label_schema": list(LABELS),
-            "rule": {"name": rule, "ties": ties, "description": f"{RULES[rule]}; ties: {TIES[ties]}"},
-            "n_rows": len(rows), "counts": {lab: sum(r["label"] == lab for r in rows) for lab in LABELS},
-            "n_ties_dropped": n_ties, "files": files, "content_sha256": content,
+            "rule": {"name": rule, "description": RULES[rule]}, **_summary(rows, folder_counts),
+            "files": files, "content_sha256": content,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         final = out_dir / export_id
@@ -157,7 +149,8 @@ def export_snapshot(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("exported %d posts (%d ties dropped) to %s", len(rows), n_ties, final)
+    log.info("exported %d posts (%d with a final label, %d ties) to %s", manifest["n_posts"], manifest["n_rows"],
+             manifest["n_ties"], final)
     return {**manifest, "path": str(final.absolute())}
 
 
@@ -191,7 +184,9 @@ def _check_files(root: Path, manifest: dict[str, Any]) -> None:
 
 
 def load_export(path: Union[str, Path]) -> list[dict[str, Any]]:
-    """Rows of a verified export, each with 'image_path' (absolute, or None for text-only posts).
+    """Training rows of a verified export: the posts with a final label, `label` = that label, each
+    with 'image_path' (absolute, or None for text-only posts). Format 2 rows keep every field of
+    posts.jsonl (annotations, majority, tie, adjudication, ...); format 1 rows are read as they are.
 
     Raises ExportIntegrityError if any file is missing, extra or changed.
     """
@@ -200,6 +195,10 @@ def load_export(path: Union[str, Path]) -> list[dict[str, Any]]:
     _check_files(root, manifest)
     with open(root / "posts.jsonl", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
+    if manifest["format_version"] >= 2:
+        if len(rows) != manifest["n_posts"]:
+            raise ExportIntegrityError(f"{root}: {len(rows)} posts, the manifest says {manifest['n_posts']}")
+        rows = [{**r, "label": r["final_label"]} for r in rows if r["final_label"] is not None]
     counts = {lab: sum(r["label"] == lab for r in rows) for lab in manifest["label_schema"]}
     if len(rows) != manifest["n_rows"] or counts != manifest["counts"]:
         raise ExportIntegrityError(f"{root}: row counts {counts} differ from the manifest {manifest['counts']}")
@@ -209,19 +208,19 @@ def load_export(path: Union[str, Path]) -> list[dict[str, Any]]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """`python -m annotations.export --db URL --out DIR [--data-dir D] [--ties drop|latest]`."""
-    parser = argparse.ArgumentParser(description="Export the corrected posts as a versioned snapshot.")
+    """`python -m annotations.export --db URL --out DIR [--data-dir D]`."""
+    parser = argparse.ArgumentParser(description="Export the labelled posts as a versioned snapshot.")
     parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: $MMSA_DB_URL or ./data)")
     parser.add_argument("--out", default=None, help="parent directory of the snapshot (default: DATA_DIR/exports)")
     parser.add_argument("--data-dir", default=None, help="where the images live (default: $MMSA_DATA_DIR or ./data)")
-    parser.add_argument("--ties", default="drop", choices=sorted(TIES), help="what to do when votes tie")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     engine = create_engine_from_url(args.db or default_db_url(args.data_dir))
     check_at_head(engine)
     with create_sessionmaker(engine).begin() as session:
-        manifest = export_snapshot(session, args.data_dir, args.out, ties=args.ties)
-    print(json.dumps({k: manifest[k] for k in ("export_id", "path", "n_rows", "counts", "n_ties_dropped")}))
+        manifest = export_snapshot(session, args.data_dir, args.out)
+    print(json.dumps({k: manifest[k] for k in ("export_id", "path", "n_posts", "n_rows", "counts", "n_ties",
+                                               "n_adjudicated")}))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
         --images /work/shared/data/mvsa-single/images --splits unlabeled,val
 
 Each row becomes a post with source `<prefix>:<id>`; a source that is already in the database is
-left alone, so running the import again adds nothing.
+left alone, and a row whose image and text already exist (under another source, or an upload)
+maps to that post (one post per content), so running the import again adds nothing.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from annotations.db import create_engine_from_url, create_sessionmaker, default_db_url, init_db
 from annotations.errors import AnnotationError
 from annotations.models import Post
-from annotations.store import add_post
+from annotations.store import ensure_post
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,14 @@ def _add_batch(session: Session, batch: list[Mapping[str, str]], prefix: str, da
     missing = [str(path) for path in images.values() if path is not None and not path.is_file()]
     if missing:  # checked up front so that a bad batch writes no image files either
         raise AnnotationError(f"Image file not found: {missing[0]} ({len(missing)} missing in this batch)")
+    added = 0
     for source, row in new.items():
-        add_post(
+        _, created = ensure_post(
             session, row.get("text") or "", images[source], source, data_dir,
             text_label=row.get("text_label") or None, image_label=row.get("image_label") or None,
         )
-    return len(sources) - len(existing)
+        added += created
+    return added
 
 
 def import_posts(
@@ -68,7 +71,8 @@ def import_posts(
 
     Only rows whose `split` is in `splits` are imported (None: all). Images are read from
     `<image_dir>/<id>.jpg` (None: text-only). One short transaction per batch, so an interrupted
-    import keeps what it committed and a re-run completes it. Returns {'added', 'existing', 'filtered'}.
+    import keeps what it committed and a re-run completes it. Returns {'added', 'existing', 'filtered'};
+    'existing' counts rows whose source or content was in the database already.
     """
     wanted = set(splits) if splits is not None else None
     counts = {"added": 0, "existing": 0, "filtered": 0}

@@ -77,10 +77,15 @@ class Base(DeclarativeBase):
 
 
 class Post(Base):
-    """A post to label: text and/or a content-addressed image under `<data_dir>/images/`."""
+    """A post to label: text and/or a content-addressed image under `<data_dir>/images/`.
+
+    One post per content: `content_sha256` (annotations.content) over the image's sha256 and the
+    stripped, NFC text is unique, so saving the same image and text again finds this post.
+    """
 
     __tablename__ = "posts"
     id: Mapped[int] = mapped_column(primary_key=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))
     image_sha256: Mapped[Optional[str]] = mapped_column(String(64), index=True)  # None: text-only
     image_ext: Mapped[Optional[str]] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(Text)
@@ -99,6 +104,9 @@ class Post(Base):
     # NULL unless labels in force on the post differ from each other or from the latest prediction;
     # then the id of the post's newest annotation row, so the queue serves fresh disputes first.
     disputed: Mapped[Optional[int]] = mapped_column(Integer)
+    # Why the post left every queue (e.g. "image file missing"), and when; NULL: in the queues.
+    set_aside: Mapped[Optional[str]] = mapped_column(String(200))
+    set_aside_at: Mapped[Optional[dt.datetime]]
 
     __table_args__ = (
         CheckConstraint("text_label IS NULL OR " + sql_in("text_label", LABELS), name="text_label"),
@@ -113,6 +121,7 @@ class Post(Base):
         Index("ix_posts_confidence", "confidence", "id"),
         Index("ix_posts_conflict", "conflict", "id"),  # walked backwards: highest first
         Index("ix_posts_disputed", "disputed"),
+        Index("uq_posts_content_sha256", "content_sha256", unique=True),
     )
 
 
@@ -198,6 +207,23 @@ class Annotation(Base):
         ),
         Index("ix_annotations_post_annotator", "post_id", "annotator_id", "id"),
         Index("ix_annotations_annotator", "annotator_id", "id"),
+    )
+
+
+class Adjudication(Base):
+    """A reviewer's final label for a post (append-only; the latest row per post is in force)."""
+
+    __tablename__ = "adjudications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
+    label: Mapped[str] = mapped_column(String(16))
+    note: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(sql_in("label", LABELS), name="label"),
+        Index("ix_adjudications_post_id", "post_id", "id"),
     )
 
 

@@ -2,7 +2,8 @@
 
 The annotation history is append-only; an annotator's verdict on a post is their *latest* row for
 that post (highest id): a `label` row is their current label, a `skip` row means they passed, and a
-`retract` row (undo) means they have no verdict on it any more.
+`retract` row (undo) means they have no verdict on it any more. Adjudications are append-only too:
+the latest row per post is the reviewer's decision in force.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, Optional
 from sqlalchemy import ColumnElement, Select, exists, func, literal, select, true
 from sqlalchemy.orm import aliased
 
-from annotations.models import Annotation, Annotator, Post
+from annotations.models import Adjudication, Annotation, Annotator, Post
 
 
 def is_latest(row: Any) -> ColumnElement[bool]:
@@ -46,3 +47,23 @@ def open_for(annotator_id: Optional[int], post_id: Any = Post.id) -> ColumnEleme
         .scalar_subquery()
     )
     return func.coalesce(latest_kind, literal("retract")) == "retract"
+
+
+def labels_in_force_stmt() -> Select[Any]:
+    """(post_id, annotator name, label, note, created_at, annotation id) of every label in force."""
+    return (
+        select(Annotation.post_id, Annotator.name, Annotation.label, Annotation.note, Annotation.created_at,
+               Annotation.id)
+        .join(Annotator, Annotator.id == Annotation.annotator_id)
+        .where(Annotation.kind == "label", is_latest(Annotation))
+    )
+
+
+def adjudications_in_force_stmt() -> Select[Any]:
+    """(Adjudication, reviewer name) of the latest adjudication per post."""
+    later = aliased(Adjudication)
+    return (
+        select(Adjudication, Annotator.name)
+        .join(Annotator, Annotator.id == Adjudication.reviewer_id)
+        .where(~exists().where(later.post_id == Adjudication.post_id, later.id > Adjudication.id))
+    )

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from annotations.labels import LABELS
 from annotations.models import Annotation, Annotator, Post, Prediction
-from annotations.queries import effective_labels_stmt, is_latest
+from annotations.queries import adjudications_in_force_stmt, effective_labels_stmt, is_latest
+from annotations.review import review_counts
+from annotations.setaside import count_set_aside
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> Optional[float]:
@@ -81,10 +83,30 @@ def _model_agreement(rows: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+def _queue_counts(session: Session) -> tuple[int, dict[str, dict[str, int]]]:
+    """(posts not set aside, {annotator: {'label': n, 'skip': n}} of verdicts in force on them)."""
+    total = session.scalar(select(func.count()).select_from(Post).where(Post.set_aside.is_(None))) or 0
+    rows = session.execute(
+        select(Annotator.name, Annotation.kind, func.count())
+        .join(Annotation, Annotation.annotator_id == Annotator.id)
+        .join(Post, Post.id == Annotation.post_id)
+        .where(Annotation.kind != "retract", Post.set_aside.is_(None), is_latest(Annotation))
+        .group_by(Annotator.name, Annotation.kind)
+    ).all()
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for name, kind, n in rows:
+        counts[name][kind] = n
+    return total, counts
+
+
 def stats(session: Session) -> dict[str, Any]:
     """Counts per label and per annotator, inter-annotator kappa, and annotator-vs-model agreement.
 
-    `model_agreement` compares every label in force with the post's latest prediction.
+    `model_agreement` compares every label in force with the post's latest prediction. Per
+    annotator: labels and skips in force (on every post), `by_label`, `remaining` (posts not set
+    aside that they have no verdict on, as queue.progress counts them) and `adjudications` (posts
+    whose adjudication in force is theirs). `review` is review_counts(); `n_set_aside` the posts out
+    of the queues.
     """
     labelled = effective_labels_stmt().subquery()
     rows = session.execute(
@@ -104,6 +126,8 @@ def stats(session: Session) -> dict[str, Any]:
         by_post[post_id][name] = label
         per_annotator[name][label] += 1
     skipped = dict(skips)
+    total, in_queue = _queue_counts(session)
+    adjudicated = Counter(name for _, name in session.execute(adjudications_in_force_stmt()))
     pairs = _pairwise_cohen(by_post)
     kappas = [p["kappa"] for p in pairs if p["kappa"] is not None]
     multi = [[Counter(labels.values())[lab] for lab in LABELS] for labels in by_post.values() if len(labels) >= 2]
@@ -111,11 +135,14 @@ def stats(session: Session) -> dict[str, Any]:
         "n_posts": session.scalar(select(func.count()).select_from(Post)),
         "n_labelled_posts": len(by_post),
         "labels": {lab: sum(c[lab] for c in per_annotator.values()) for lab in LABELS},
+        "n_set_aside": count_set_aside(session),
         "annotators": {
             name: {"labels": sum(per_annotator[name].values()), "skips": skipped.get(name, 0),
-                   "by_label": {lab: per_annotator[name][lab] for lab in LABELS}}
-            for name in sorted(set(per_annotator) | set(skipped))
+                   "by_label": {lab: per_annotator[name][lab] for lab in LABELS},
+                   "remaining": total - sum(in_queue[name].values()), "adjudications": adjudicated.get(name, 0)}
+            for name in sorted(set(per_annotator) | set(skipped) | set(adjudicated))
         },
+        "review": review_counts(session),
         "cohen_pairs": pairs,
         "cohen_kappa": sum(kappas) / len(kappas) if kappas else None,  # mean over annotator pairs
         "fleiss_kappa": fleiss_kappa(multi),

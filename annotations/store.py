@@ -10,6 +10,7 @@ Input is validated before anything is written; bad input raises AnnotationError 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import operator
@@ -21,6 +22,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from annotations.content import IMAGE_MISSING, content_sha256, image_available
 from annotations.db import default_data_dir
 from annotations.errors import AnnotationError
 from annotations.images import ImageInput, image_relpath, read_image_input, store_image
@@ -47,11 +49,35 @@ def add_post(
     image_label: Optional[str] = None,
     image_ext: Optional[str] = None,
 ) -> int:
-    """Add a post (text and/or image bytes or path) and return its id.
+    """Add a post (text and/or image bytes or path) and return its id; one post per content.
 
-    The image is stored content-addressed under `<data_dir>/images/`. A source other than
-    'upload' (e.g. 'mvsa-single:37') is unique: adding it again returns the existing post's id.
-    `text_label`/`image_label` are per-modality labels from the source data, if known.
+    The same image bytes and the same text (stripped, NFC) are the same post, whatever the source:
+    adding them again returns the existing post's id (an annotator saving it again is their change
+    of mind, a new annotation row on that post). A source other than 'upload' (e.g.
+    'mvsa-single:37') names one post too: adding it again returns that post's id. The image is
+    stored content-addressed under `<data_dir>/images/`. `text_label`/`image_label` are
+    per-modality labels from the source data, if known. See ensure_post() for the details.
+    """
+    return ensure_post(session, text, image, source, data_dir, text_label=text_label,
+                       image_label=image_label, image_ext=image_ext)[0]
+
+
+def ensure_post(
+    session: Session,
+    text: str,
+    image: Optional[ImageInput] = None,
+    source: str = UPLOAD,
+    data_dir: Optional[Union[str, Path]] = None,
+    *,
+    text_label: Optional[str] = None,
+    image_label: Optional[str] = None,
+    image_ext: Optional[str] = None,
+) -> tuple[int, bool]:
+    """add_post() that also says whether it created the post: (post id, created).
+
+    When the content exists already: the image file is written again if it went missing (and a
+    post set aside because of that returns to the queues), and an `upload` post found under a named
+    source takes that source and its per-modality labels, so training can link it to the data set.
     """
     if not isinstance(text, str):
         raise AnnotationError(f"Post text must be a string, got {type(text).__name__}")
@@ -66,18 +92,54 @@ def add_post(
         existing = session.scalar(select(Post.id).where(Post.source == source))
         if existing is not None:
             log.debug("post with source %s exists as #%d", source, existing)
-            return existing
-    sha = ext = None
+            return existing, False
+    data = ext = sha = None
     if image is not None:
         data, ext = read_image_input(image, image_ext)
-        sha = store_image(data_dir if data_dir is not None else default_data_dir(), data, ext)
+        sha = hashlib.sha256(data).hexdigest()
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    content = content_sha256(sha, text)
+    found = session.scalar(select(Post).where(Post.content_sha256 == content))
+    if found is not None:
+        _update_existing(session, found, data, root, source, text_label, image_label)
+        return found.id, False
+    if data is not None:
+        store_image(root, data, ext)
     post = Post(
-        text=text, image_sha256=sha, image_ext=ext, source=source, text_label=text_label,
+        text=text, image_sha256=sha, image_ext=ext, source=source, text_label=text_label, content_sha256=content,
         image_label=image_label, conflict=is_conflict_pair(text_label, image_label),
     )
-    session.add(post)
+    try:
+        with session.begin_nested():  # a concurrent session may add the same content first
+            session.add(post)
+    except IntegrityError:
+        raced = session.scalar(select(Post.id).where(or_(
+            Post.content_sha256 == content, (Post.source == source) & (Post.source != UPLOAD))))
+        if raced is None:
+            raise
+        return raced, False
+    return post.id, True
+
+
+def _update_existing(session: Session, post: Post, data: Optional[bytes], root: Path, source: str,
+                     text_label: Optional[str], image_label: Optional[str]) -> None:
+    """Bring back a missing image file and adopt a data-set source, for a post found by its content."""
+    if data is not None and post.image_sha256 is not None:
+        store_image(root, data, post.image_ext or "")  # idempotent: writes only a missing file
+        if post.set_aside == IMAGE_MISSING and image_available(post, root):
+            post.set_aside = post.set_aside_at = None
+            log.info("post #%d is back in the queues: its image was added again", post.id)
+    if source != UPLOAD and post.source == UPLOAD:
+        _require_post(session, post.id, lock=True)
+        post.source = source
+        post.text_label = post.text_label or text_label
+        post.image_label = post.image_label or image_label
+        pred = session.get(Prediction, post.latest_prediction_id) if post.latest_prediction_id else None
+        known = [c for c in (is_conflict_pair(post.text_label, post.image_label), pred.conflict if pred else None)
+                 if c is not None]
+        post.conflict = max(known) if known else None
+        log.info("post #%d (an upload) is %s", post.id, source)
     session.flush()
-    return post.id
 
 
 def _require_post(session: Session, post_id: Any, lock: bool = False) -> Post:
@@ -129,6 +191,7 @@ def get_post(session: Session, post_id: int, data_dir: Optional[Union[str, Path]
         "image_label": post.image_label,
         "conflict": post.conflict,
         "created_at": post.created_at.isoformat(),
+        "set_aside": post.set_aside,  # None, or why the post left the queues ("image file missing")
         "prediction": prediction_dict(pred) if pred else None,
     }
 

@@ -152,6 +152,7 @@ def _seed_queue_db(url: str, n_posts: int, seed: int = 0) -> None:
         probs = [r / sum(raw) for r in raw]
         conflict = 1.0 if rng.random() < 0.07 else None
         posts.append({"id": i, "text": f"post {i}", "source": f"bench:{i}", "created_at": now,
+                      "content_sha256": A.content_sha256(None, f"post {i}"),
                       "latest_prediction_id": i, "confidence": max(probs), "conflict": conflict})
         preds.append({"id": i, "post_id": i, "model_name": "bench", "label": A.LABELS[probs.index(max(probs))],
                       "p_negative": probs[0], "p_neutral": probs[1], "p_positive": probs[2], "created_at": now})

@@ -17,19 +17,6 @@ HISTORY_LIMIT = 10
 N_OUTPUTS = 10  # what every queue action returns, see ``_show``
 
 
-def progress(session, name: str) -> tuple[int, int]:
-    """(done, remaining) for an annotator: posts with / without their label or skip in force."""
-    from sqlalchemy import func, select
-
-    from annotations import annotator_id
-    from annotations.models import Post
-    from annotations.queries import open_for
-
-    total = session.scalar(select(func.count()).select_from(Post))
-    remaining = session.scalar(select(func.count()).select_from(Post).where(open_for(annotator_id(session, name))))
-    return total - remaining, remaining
-
-
 class AnnotateHandlers:
     def __init__(self, ctx: AppContext, gpu=lambda fn: fn):
         self.ctx = ctx
@@ -54,12 +41,12 @@ class AnnotateHandlers:
               receipt: dict | None = None) -> tuple:
         """The outputs for a post (or an empty queue): id, image, text, suggestion, its caption, progress,
         history, status line, receipt, state."""
-        from annotations import history
+        from annotations import history, progress
 
         with self.ctx.sessions() as s:
-            done, remaining = progress(s, name)
+            counts = progress(s, name)
             rows = history_rows(history(s, annotator=name, limit=HISTORY_LIMIT))
-        prog = progress_markdown(name, done, remaining, strategy)
+        prog = progress_markdown(name, counts, strategy)
         if post is None:
             empty = f"Nothing left in the `{strategy}` queue for {name}. Try another strategy, or import posts."
             return None, None, empty, None, "", prog, rows, status, receipt, None

@@ -133,7 +133,7 @@ class DashboardHandlers:
         return labels, annotators, md, version_rows(shown), plots
 
     def export(self):
-        """Write a snapshot of the corrected posts and hand it to the browser as a zip."""
+        """Write a snapshot of the labelled posts and hand it to the browser as a zip."""
         from annotations import export_snapshot
 
         with user_errors():
@@ -143,7 +143,9 @@ class DashboardHandlers:
         out.mkdir(parents=True, exist_ok=True)
         zip_path = shutil.make_archive(str(out / f"mmsa-export-{manifest['export_id']}"), "zip", manifest["path"])
         counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
-        md = (f"Exported **{manifest['n_rows']}** posts ({counts}; {manifest['n_ties_dropped']} ties dropped) as "
+        md = (f"Exported **{manifest['n_posts']}** labelled posts with every annotator's labels: "
+              f"**{manifest['n_rows']}** with a final label ({counts}), {manifest['n_adjudicated']} adjudicated, "
+              f"{manifest['n_ties']} ties kept ({manifest['n_without_final_label']} still unresolved) as "
               f"`{manifest['export_id']}` · saved under `{manifest['path']}`")
         return zip_path, md
 

@@ -102,7 +102,9 @@ def history_rows(rows: list[dict]) -> list[list[Any]]:
 HISTORY_HEADERS = ["when (UTC)", "post", "action", "label", "note", "in force"]
 
 
-def progress_markdown(name: str, done: int, remaining: int, strategy: str) -> str:
-    total = done + remaining
-    pct = 100 * done / total if total else 100.0
-    return f"**{name}**: {done} done · {remaining} remaining ({pct:.0f}% of {total} posts) · queue `{strategy}`"
+def progress_markdown(name: str, counts: dict, strategy: str) -> str:
+    """``annotations.progress`` -> one line: done, skipped and remaining (skips are not done)."""
+    total = counts["total"]
+    pct = 100 * (counts["done"] + counts["skipped"]) / total if total else 100.0
+    return (f"**{name}**: {counts['done']} done · {counts['skipped']} skipped · {counts['remaining']} remaining "
+            f"({pct:.0f}% of {total} posts seen) · queue `{strategy}`")

@@ -1,6 +1,7 @@
 """Fixtures for the annotation-store tests: a fresh migrated SQLite database in a temp dir."""
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,11 +12,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotations import create_engine_from_url, create_sessionmaker, init_db
-from annotations.models import Annotation, Annotator, Export, ModelVersion, Post, Prediction
+from annotations.models import Adjudication, Annotation, Annotator, Export, ModelVersion, Post, Prediction
 
 TABLES = {
     "posts": Post, "predictions": Prediction, "annotators": Annotator,
-    "annotations": Annotation, "model_versions": ModelVersion, "exports": Export,
+    "annotations": Annotation, "model_versions": ModelVersion, "exports": Export, "adjudications": Adjudication,
 }
 
 
@@ -148,3 +149,71 @@ OLD_ROWS = [
 @pytest.fixture
 def old_rows() -> list[str]:
     return OLD_ROWS
+
+
+# A revision-0002 database with duplicate posts (raw SQL: 0002 has no content_sha256).
+# Posts 1, 2 and 3 are one content (2 differs only by surrounding whitespace; 3 came from MVSA);
+# 4 and 5 are one text-only content ("Café" composed vs decomposed); 6 has another image.
+DUP_IMAGE = fake_jpeg("dup")
+DUP_SHA = hashlib.sha256(DUP_IMAGE).hexdigest()
+DUP_ROWS_0002 = [
+    "INSERT INTO posts (id, image_sha256, image_ext, text, source, text_label, image_label, created_at, "
+    "latest_prediction_id, confidence, conflict, disputed) VALUES "
+    f"(1, '{DUP_SHA}', 'jpg', 'Same post', 'upload', NULL, NULL, '2024-01-01 00:00:00', 1, 0.7, NULL, 1), "
+    f"(2, '{DUP_SHA}', 'jpg', '  Same post \n', 'upload', NULL, NULL, '2024-01-02 00:00:00', "
+    "2, 0.6, 0.3, 2), "
+    f"(3, '{DUP_SHA}', 'jpg', 'Same post', 'mvsa-single:9', 'positive', 'negative', '2024-01-03 00:00:00', "
+    "NULL, NULL, 1.0, NULL), "
+    "(4, NULL, NULL, 'Caf\u00e9', 'upload', NULL, NULL, '2024-01-04 00:00:00', NULL, NULL, NULL, NULL), "
+    "(5, NULL, NULL, 'Cafe\u0301', 'upload', NULL, NULL, '2024-01-05 00:00:00', NULL, NULL, NULL, NULL), "
+    f"(6, '{'b' * 64}', 'jpg', 'Same post', 'upload', NULL, NULL, '2024-01-06 00:00:00', NULL, NULL, NULL, NULL)",
+    "INSERT INTO predictions (id, post_id, model_name, label, p_negative, p_neutral, p_positive, conflict, "
+    "created_at) VALUES (1, 1, 'm0', 'positive', 0.1, 0.2, 0.7, NULL, '2024-01-01 00:00:00'), "
+    "(2, 2, 'm0', 'negative', 0.6, 0.2, 0.2, 0.3, '2024-01-02 00:00:00')",
+    "INSERT INTO annotators (id, name, created_at) VALUES (1, 'ana', '2024-01-01 00:00:00'), "
+    "(2, 'bob', '2024-01-01 00:00:00')",
+    "INSERT INTO annotations (id, post_id, annotator_id, kind, label, note, shown_prediction_id, created_at) VALUES "
+    "(1, 1, 1, 'label', 'positive', 'first look', 1, '2024-01-07 00:00:00'), "
+    "(2, 2, 2, 'label', 'negative', 'sarcasm', 2, '2024-01-08 00:00:00'), "
+    "(3, 3, 1, 'label', 'neutral', 'changed my mind', NULL, '2024-01-09 00:00:00'), "
+    "(4, 4, 2, 'label', 'positive', NULL, NULL, '2024-01-10 00:00:00'), "
+    "(5, 5, 1, 'skip', NULL, NULL, NULL, '2024-01-11 00:00:00'), "
+    "(6, 5, 2, 'label', 'neutral', 'second thoughts', NULL, '2024-01-12 00:00:00')",
+]
+
+
+def check_merged_duplicates(sessions: sessionmaker[Session], data_dir: Path) -> None:
+    """What migration 0003 must make of DUP_ROWS_0002; shared with the PostgreSQL test."""
+    import annotations as A
+
+    with sessions() as s:
+        assert s.scalars(select(Post.id).order_by(Post.id)).all() == [1, 4, 6]
+        assert s.scalar(select(func.count()).select_from(Annotation)) == 6  # every row kept
+        assert s.scalar(select(func.count()).select_from(Prediction)) == 2
+        assert A.current_labels(s, 1) == {"ana": "neutral", "bob": "negative"}  # ana's later label is in force
+        notes = {r["note"] for r in A.history(s, post_id=1)}
+        assert notes == {"first look", "sarcasm", "changed my mind"}
+        assert A.current_labels(s, 4) == {"bob": "neutral"}
+        kept = s.get(Post, 1)
+        assert (kept.source, kept.text_label, kept.image_label) == ("mvsa-single:9", "positive", "negative")
+        assert (kept.latest_prediction_id, kept.confidence, kept.conflict, kept.disputed) == (2, 0.6, 1.0, 3)
+        assert s.get(Post, 4).disputed is None and s.get(Post, 6).disputed is None
+        assert kept.content_sha256 == A.content_sha256(DUP_SHA, "Same post")
+        assert A.get_post(s, 1)["prediction"]["prediction_id"] == 2
+    with sessions.begin() as s:  # the same content added again is the kept post
+        assert A.add_post(s, " Same post", DUP_IMAGE, data_dir=data_dir) == 1
+        assert A.add_post(s, "Caf\u00e9", data_dir=data_dir) == 4
+        verdict = A.post_verdicts(s, [1])[1]
+        assert verdict["tie"] and verdict["majority"] is None
+        assert [(r["annotator"], r["label"], r["note"]) for r in verdict["labels"]] == [
+            ("ana", "neutral", "changed my mind"), ("bob", "negative", "sarcasm")]
+
+
+@pytest.fixture
+def dup_rows() -> list[str]:
+    return DUP_ROWS_0002
+
+
+@pytest.fixture
+def merged_check() -> Callable[[sessionmaker[Session], Path], None]:
+    return check_merged_duplicates

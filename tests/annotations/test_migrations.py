@@ -1,4 +1,5 @@
-"""Alembic migrations: empty -> head, and a 0001 database with data upgraded in place."""
+"""Alembic migrations: empty -> head, a 0001 database with data upgraded in place, and 0003 merging
+duplicate posts without losing a label."""
 from __future__ import annotations
 
 import pytest
@@ -15,7 +16,7 @@ from annotations.models import Base
 def test_empty_database_to_head_matches_models(db_url):
     engine = A.create_engine_from_url(db_url)
     assert A.current_revision(engine) is None
-    assert A.init_db(engine) == A.head_revision() == "0003"
+    assert A.init_db(engine) == A.head_revision() == "0004"
     assert A.init_db(engine) == A.head_revision()  # idempotent
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
@@ -57,10 +58,46 @@ def test_downgrade_and_upgrade_again(engine, sessions, data_dir):
         p = A.add_post(s, "kept", data_dir=data_dir)
         A.save_correction(s, p, "ana", "positive")
         A.skip(s, p, "bob")
+        A.adjudicate(s, p, "rita", "neutral")
+        A.set_aside(s, p, "offensive")
     assert downgrade_db(engine, "0001") == "0001"
     assert A.init_db(engine) == A.head_revision()
     with sessions() as s:
         assert [r["kind"] for r in A.history(s)] == ["label"]  # skip rows cannot exist in 0001
+        assert A.review_counts(s)["adjudicated"] == 0  # nor adjudications and set-aside marks before 0003
+        assert A.get_post(s, p)["set_aside"] is None
+    with sessions.begin() as s:
+        assert A.add_post(s, " kept ", data_dir=data_dir) == p  # the content hash was filled in again
+
+
+def test_upgrade_from_0002_merges_duplicates_keeping_every_label(db_url, data_dir, dup_rows, merged_check):
+    engine = A.create_engine_from_url(db_url)
+    assert A.init_db(engine, "0002") == "0002"
+    with engine.begin() as conn:
+        for sql in dup_rows:
+            conn.execute(text(sql))
+    assert A.init_db(engine) == A.head_revision()
+    merged_check(A.create_sessionmaker(engine), data_dir)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        index = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'uq_posts_source'").scalar()
+        assert "WHERE source <> 'upload'" in index  # the batch rebuild kept the partial index
+    # Downgrade keeps the merge (the duplicates are gone for good); upgrading again is clean.
+    assert downgrade_db(engine, "0002") == "0002"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM posts")).scalar() == 3
+        assert conn.execute(text("SELECT count(*) FROM annotations")).scalar() == 6
+    assert A.init_db(engine) == A.head_revision()
+    engine.dispose()
+
+
+def test_migration_hash_is_the_store_hash():
+    import importlib
+
+    migration = importlib.import_module("annotations.migrations.versions.0003_one_post_per_content")
+    for image, text_ in [(None, "x"), ("a" * 64, "  Caf\u00e9\n"), ("b" * 64, "Cafe\u0301"), (None, "")]:
+        assert migration._content_sha256(image, text_) == A.content_sha256(image, text_)
 
 
 def test_unknown_revision_fails(db_url):

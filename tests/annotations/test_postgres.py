@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -65,6 +66,45 @@ def test_pg_upgrade_from_0001_keeps_data(pg, old_rows):
         assert A.next_in_queue(s, "bob", "least_confident")["post_id"] == 2
         A.skip(s, 2, "ana")
         assert A.undo_last(s, "ana")["kind"] == "skip"
+
+
+def test_pg_upgrade_from_0002_merges_duplicates(pg, data_dir, dup_rows, merged_check):
+    A.init_db(pg, "0002")
+    with pg.begin() as conn:
+        for sql in dup_rows:
+            conn.execute(text(sql))
+        for table in ("posts", "predictions", "annotators", "annotations"):
+            conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+    assert A.init_db(pg) == A.head_revision()
+    merged_check(A.create_sessionmaker(pg), data_dir)
+    from annotations.db import downgrade_db
+
+    assert downgrade_db(pg, "0002") == "0002" and A.init_db(pg) == A.head_revision()
+
+
+def test_pg_review_export_and_set_aside(pg, data_dir, jpeg, tmp_path):
+    A.init_db(pg)
+    sessions = A.create_sessionmaker(pg)
+    with sessions.begin() as s:
+        gone = A.add_post(s, "gone", jpeg("gone"), data_dir=data_dir)  # oldest: first in the unseen queue
+        post = A.add_post(s, "same", jpeg("pg"), data_dir=data_dir)
+        assert A.add_post(s, "same ", jpeg("pg"), data_dir=data_dir) == post  # one post per content
+        A.save_correction(s, post, "ana", "positive", note="bright")
+        A.save_correction(s, post, "bob", "negative", note="irony")
+        missing = Path(A.get_post(s, gone, data_dir)["image_path"])
+    with sessions.begin() as s:
+        [item] = A.disputed_posts(s)
+        assert item["tie"] and [r["note"] for r in item["labels"]] == ["bright", "irony"]
+        A.adjudicate(s, post, "rita", "negative")
+        assert A.review_counts(s) == {"disputed": 1, "pending": 0, "adjudicated": 1}
+        manifest = A.export_snapshot(s, data_dir, tmp_path / "out")
+    assert [(r["post_id"], r["label"]) for r in A.load_export(manifest["path"])] == [(post, "negative")]
+    missing.unlink()
+    with sessions() as s:
+        assert A.next_in_queue(s, "cid", "unseen", data_dir=data_dir)["post_id"] == post
+    with sessions() as s:  # set aside in its own transaction, after the reading session ended
+        assert A.get_post(s, gone)["set_aside"] == "image file missing"
+        assert A.progress(s, "cid") == {"done": 0, "skipped": 0, "remaining": 1, "total": 1}
 
 
 def test_pg_concurrent_writers(pg, data_dir):

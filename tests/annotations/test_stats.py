@@ -44,8 +44,10 @@ def test_stats_from_the_store(sessions, data_dir):
         got = A.stats(s)
     assert got["n_posts"] == 7 and got["n_labelled_posts"] == 6
     assert got["labels"] == {"negative": 4, "neutral": 2, "positive": 6}
-    assert got["annotators"]["ana"] == {"labels": 6, "skips": 1,
+    assert got["annotators"]["ana"] == {"labels": 6, "skips": 1, "remaining": 0, "adjudications": 0,
                                         "by_label": {"negative": 2, "neutral": 1, "positive": 3}}
+    assert got["annotators"]["bob"]["remaining"] == 1  # post 6
+    assert got["n_set_aside"] == 0 and got["review"] == {"disputed": 4, "pending": 4, "adjudicated": 0}
     assert "cid" not in got["annotators"]
     assert got["cohen_kappa"] == pytest.approx(KAPPA)
     assert got["cohen_pairs"] == [{"annotators": ["ana", "bob"], "n_posts": 6, "kappa": pytest.approx(KAPPA)}]

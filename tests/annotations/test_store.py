@@ -13,6 +13,7 @@ def test_store_roundtrip_every_table(sessions, data_dir, roundtrip, row_counts):
     ids = roundtrip(sessions, data_dir, "sqlite")
     assert row_counts() == {
         "posts": 1, "predictions": 1, "annotators": 1, "annotations": 1, "model_versions": 1, "exports": 1,
+        "adjudications": 0,
     }
     assert ids["export"]["n_rows"] == 1
 
@@ -29,13 +30,14 @@ def test_same_image_twice_is_one_file(sessions, data_dir, image_file):
     assert len(files) == 1 and files[0].name.endswith(".jpg") and not files[0].name.startswith(".tmp")
 
 
-def test_text_only_post_and_upload_repeats(sessions, data_dir):
+def test_text_only_post_and_different_uploads(sessions, data_dir):
     with sessions.begin() as s:
-        a = A.add_post(s, "same text", data_dir=data_dir)
-        b = A.add_post(s, "same text", data_dir=data_dir)
+        a = A.add_post(s, "one text", data_dir=data_dir)
+        b = A.add_post(s, "another text", data_dir=data_dir)
         got = A.get_post(s, a, data_dir)
-    assert a != b  # two uploads are two posts
+    assert a != b  # two uploads of different content are two posts
     assert got["image"] is None and got["image_path"] is None and got["prediction"] is None
+    assert got["source"] == "upload" and got["set_aside"] is None
 
 
 def test_named_source_is_unique(sessions, data_dir):

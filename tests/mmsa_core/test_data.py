@@ -46,3 +46,24 @@ def test_non_utf8_csv_gets_a_clear_error(tmp_path):
     q.write_text("ident,body\n1,x\n")
     with pytest.raises(InputError, match=r"lacks the column\(s\) \['id', 'text'\]"):
         read_csv_rows(q)
+
+
+def test_export_posts_carry_the_final_labels(tmp_path):
+    """Training reads an annotations export's final labels: majorities and adjudications; unresolved ties stay out."""
+    import annotations as A
+    from mmsa_core.data import load_export_posts
+
+    engine = A.create_engine_from_url(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    A.init_db(engine)
+    sessions = A.create_sessionmaker(engine)
+    with sessions.begin() as s:
+        major, tie, settled = (A.add_post(s, text, data_dir=tmp_path) for text in ("major", "tie", "settled"))
+        for post, labels in ((major, ("negative", "negative", "positive")), (tie, ("positive", "neutral")),
+                             (settled, ("positive", "neutral"))):
+            for name, label in zip(("ana", "bob", "cid"), labels):
+                A.save_correction(s, post, name, label)
+        A.adjudicate(s, settled, "rita", "neutral")
+        path = A.export_snapshot(s, tmp_path)["path"]
+    engine.dispose()
+    assert {p.id: p.label for p in load_export_posts(path)} == {f"export:{major}": "negative",
+                                                                f"export:{settled}": "neutral"}
