@@ -31,37 +31,55 @@ DEFAULT_CACHE_GB = 8.0  # $MMSA_CACHE_MAX_GB: the whole MVSA set is 0.5-1.7 GB p
 
 @dataclass
 class FeatureSet:
-    """Trunk outputs for a list of posts, row-aligned with it."""
+    """Trunk outputs for a list of posts, row-aligned with it.
+
+    ``rows`` makes it a view: row i is row ``rows[i]`` of the tensors, so selecting a subset (a fold, the
+    training posts) copies nothing; batches gather their rows on the fly."""
 
     text_hidden: torch.Tensor  # (N, L, Dt)
     text_mask: torch.Tensor  # (N, L) bool
     input_ids: torch.Tensor  # (N, L)
     image_trunk: torch.Tensor  # (N, C, h, w)
+    rows: torch.Tensor | None = None  # (M,) indices into the tensors; None = all of them, in order
 
     def __len__(self) -> int:
-        return len(self.input_ids)
+        return len(self.rows) if self.rows is not None else len(self.input_ids)
+
+    def _rows(self, idx) -> torch.Tensor:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return self.rows[idx] if self.rows is not None else idx
 
     @property
     def lengths(self) -> torch.Tensor:
-        """(N,) real tokens per post."""
-        return self.text_mask.sum(1)
+        """(M,) real tokens per post."""
+        mask = self.text_mask if self.rows is None else self.text_mask[self.rows]
+        return mask.sum(1)
 
     def select(self, idx) -> "FeatureSet":
-        return FeatureSet(self.text_hidden[idx], self.text_mask[idx], self.input_ids[idx], self.image_trunk[idx])
+        """The posts at ``idx``, as a view (no copy)."""
+        return FeatureSet(self.text_hidden, self.text_mask, self.input_ids, self.image_trunk, self._rows(idx))
+
+    def materialize(self) -> "FeatureSet":
+        if self.rows is None:
+            return self
+        r = self.rows
+        return FeatureSet(self.text_hidden[r], self.text_mask[r], self.input_ids[r], self.image_trunk[r])
 
     @staticmethod
     def concat(parts: list["FeatureSet"]) -> "FeatureSet":
         if len(parts) == 1:
             return parts[0]
+        parts = [p.materialize() for p in parts]
         return FeatureSet(*(torch.cat([getattr(p, f) for p in parts]) for f in
                             ("text_hidden", "text_mask", "input_ids", "image_trunk")))
 
     def batch(self, idx, device) -> tuple[torch.Tensor, ...]:
         """A batch, trimmed to the longest text in it (padding beyond is wasted work)."""
-        mask = self.text_mask[idx]
+        r = self._rows(idx)
+        mask = self.text_mask[r]
         n = int(mask.sum(1).max())
-        return (self.text_hidden[idx, :n].to(device), mask[:, :n].to(device), self.input_ids[idx, :n].to(device),
-                self.image_trunk[idx].to(device))
+        return (self.text_hidden[r, :n].float().to(device), mask[:, :n].to(device),
+                self.input_ids[r, :n].to(device), self.image_trunk[r].float().to(device))
 
 
 def default_cache_dir() -> Path:
@@ -222,12 +240,10 @@ class MvsaFeatures:
             return encode_posts(self.model, posts, self.cache, self.progress)
         if self.fs is None:
             self.fs = encode_posts(self.model, self.all, self.cache, self.progress)
-        inside = [p for p in posts if p.id in self.row]
         outside = [p for p in posts if p.id not in self.row]
-        parts = [self.fs.select(torch.tensor([self.row[p.id] for p in inside], dtype=torch.long))]
-        if outside:
-            parts.append(encode_posts(self.model, outside, self.cache, self.progress))
-        order = [p.id for p in inside] + [p.id for p in outside]
-        pos = {pid: i for i, pid in enumerate(order)}
-        fs = FeatureSet.concat(parts)
-        return fs.select(torch.tensor([pos[p.id] for p in posts], dtype=torch.long))
+        if outside:  # posts MVSA does not have (uploads): appended to the whole set once, then viewed
+            new = list({p.id: p for p in outside}.values())
+            start = len(self.fs)
+            self.fs = FeatureSet.concat([self.fs, encode_posts(self.model, new, self.cache, self.progress)])
+            self.row.update({p.id: start + i for i, p in enumerate(new)})
+        return self.fs.select([self.row[p.id] for p in posts])
