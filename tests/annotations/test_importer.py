@@ -68,3 +68,50 @@ def test_import_cli(db_url, data_dir, mvsa):
         capture_output=True, text=True, check=True, cwd=Path(A.__file__).parents[1],
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"added": 4, "existing": 0, "filtered": 0}
+
+
+def test_import_with_labels_makes_them_the_annotators_labels(sessions, data_dir, tmp_path, jpeg, row_counts):
+    images = tmp_path / "ours"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"a" * 64)  # any image suffix is found
+    (images / "b.jpg").write_bytes(jpeg("b"))
+    (images / "c.jpg").write_bytes(jpeg("c"))
+    rows = [{"id": "a", "text": "so good", "label": "positive"}, {"id": "b", "text": "meh", "label": ""},
+            {"id": "c", "text": "awful", "label": "negative"}]
+    got = A.import_posts(sessions, rows, data_dir, images, splits=None, source_prefix="ours", labels_as="team",
+                         progress=False)
+    assert got == {"added": 3, "existing": 0, "filtered": 0, "labelled": 2, "unchanged_labels": 0, "unlabelled": 1}
+    rows[2]["label"] = "neutral"  # a corrected CSV: the annotator changes their mind on one post
+    again = A.import_posts(sessions, rows, data_dir, images, splits=None, source_prefix="ours", labels_as="team",
+                           progress=False)
+    assert again["labelled"] == 1 and again["unchanged_labels"] == 1 and again["added"] == 0
+    with sessions() as s:
+        labels = {A.get_post(s, r["post_id"])["source"]: r["label"] for r in A.history(s, annotator="team")
+                  if r["current"]}
+    assert labels == {"ours:a": "positive", "ours:c": "neutral"}
+
+
+def test_an_unknown_label_stops_the_import_before_writing(sessions, data_dir, tmp_path, jpeg, row_counts):
+    images = tmp_path / "ours"
+    images.mkdir()
+    (images / "a.jpg").write_bytes(jpeg("a"))
+    with pytest.raises(A.AnnotationError, match="Line 2 .*unknown label 'great'"):
+        A.import_posts(sessions, [{"id": "a", "text": "x", "label": "great"}], data_dir, images, splits=None,
+                       labels_as="team", progress=False)
+    assert row_counts()["posts"] == 0
+
+
+def test_import_cli_with_labels(db_url, data_dir, mvsa):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    csv_path, images = mvsa
+    cmd = [sys.executable, "-m", "annotations.importer", "--db", db_url, "--data-dir", str(data_dir),
+           "--csv", str(csv_path), "--images", str(images), "--labels", "--annotator", "mvsa-import"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=Path(A.__file__).parents[1])
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["added"] == 4 and got["labelled"] == 2 and got["unlabelled"] == 2  # every split, by default
+    no_name = subprocess.run(cmd[:-2], capture_output=True, text=True, cwd=Path(A.__file__).parents[1])
+    assert no_name.returncode != 0 and "--annotator" in no_name.stderr
