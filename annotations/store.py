@@ -23,8 +23,10 @@ from sqlalchemy.orm import Session
 
 from annotations.db import default_data_dir
 from annotations.errors import AnnotationError
-from annotations.images import ImageInput, image_relpath, read_image_input, store_image
-from annotations.labels import LABELS, check_annotator_name, check_label, is_conflict_pair
+from annotations.blobs import ensure_image_file, save_image
+from annotations.images import ImageInput, image_relpath, read_image_input
+from annotations.labels import (LABELS, check_annotator_name, check_clean, check_label, check_note, check_text,
+                                is_conflict_pair)
 from annotations.models import Annotation, Annotator, ModelVersion, Post, Prediction
 from annotations.queries import is_latest
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 UPLOAD = "upload"  # the one source that may repeat; any other source names exactly one post
 PROB_TOLERANCE = 1e-3  # how far probabilities may sum from 1 (float32 softmax, rounding)
+MAX_POST_ID = 2**63 - 1  # the largest BIGINT
 
 
 # ---- posts ---------------------------------------------------------------------------------------
@@ -45,18 +48,21 @@ def add_post(
     *,
     text_label: Optional[str] = None,
     image_label: Optional[str] = None,
-    image_ext: Optional[str] = None,
+    keep_blob: Optional[bool] = None,
 ) -> int:
     """Add a post (text and/or image bytes or path) and return its id.
 
-    The image is stored content-addressed under `<data_dir>/images/`. A source other than
-    'upload' (e.g. 'mvsa-single:37') is unique: adding it again returns the existing post's id.
-    `text_label`/`image_label` are per-modality labels from the source data, if known.
+    The image is stored content-addressed under `<data_dir>/images/`, with the extension of its
+    sniffed format (JPEG, PNG, GIF or WebP; anything else is refused), and its bytes go into the
+    `image_blobs` table too when `keep_blob` (default: `MMSA_IMAGES_IN_DB`, else on for any database
+    but SQLite). A file written here is removed again if the transaction does not commit.
+    A source other than 'upload' (e.g. 'mvsa-single:37') is unique: adding it again returns the
+    existing post's id. `text_label`/`image_label` are per-modality labels from the source data, if known.
     """
-    if not isinstance(text, str):
-        raise AnnotationError(f"Post text must be a string, got {type(text).__name__}")
-    if not isinstance(source, str) or not source.strip():
-        raise AnnotationError(f"Post source must be a non-empty string, got {source!r}")
+    text = check_text(text)
+    if not isinstance(source, str) or not source.strip() or len(source) > 200:
+        raise AnnotationError(f"Post source must be a non-empty string of at most 200 characters, got {source!r}")
+    check_clean(source, "Post source")
     for value in (text_label, image_label):
         if value is not None:
             check_label(value)
@@ -67,16 +73,19 @@ def add_post(
         if existing is not None:
             log.debug("post with source %s exists as #%d", source, existing)
             return existing
-    sha = ext = None
+    data = ext = None
     if image is not None:
-        data, ext = read_image_input(image, image_ext)
-        sha = store_image(data_dir if data_dir is not None else default_data_dir(), data, ext)
+        data, ext = read_image_input(image)  # checked (format, size, pixels, decodes) before any write
     post = Post(
-        text=text, image_sha256=sha, image_ext=ext, source=source, text_label=text_label,
-        image_label=image_label, conflict=is_conflict_pair(text_label, image_label),
+        text=text, source=source, text_label=text_label, image_label=image_label,
+        conflict=is_conflict_pair(text_label, image_label),
     )
     session.add(post)
-    session.flush()
+    session.flush()  # on SQLite this takes the write lock: the file below is written inside it
+    if data is not None:
+        root = data_dir if data_dir is not None else default_data_dir()
+        post.image_sha256, post.image_ext = save_image(session, root, data, ext, keep_blob), ext
+        session.flush()
     return post.id
 
 
@@ -89,6 +98,8 @@ def _require_post(session: Session, post_id: Any, lock: bool = False) -> Post:
         post_id = operator.index(post_id)  # int, numpy integers
     except TypeError:
         raise AnnotationError(f"Post id must be an integer, got {post_id!r}") from None
+    if not 1 <= post_id <= MAX_POST_ID:  # PostgreSQL cannot even compare a larger number with an id
+        raise AnnotationError(f"No post with id {post_id} (ids are whole numbers from 1 to {MAX_POST_ID})")
     stmt = select(Post).where(Post.id == post_id)
     post = session.scalar(stmt.with_for_update() if lock else stmt)
     if post is None:
@@ -118,6 +129,8 @@ def get_post(session: Session, post_id: int, data_dir: Optional[Union[str, Path]
     post = _require_post(session, post_id)
     rel = image_relpath(post.image_sha256, post.image_ext or "") if post.image_sha256 else None
     root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if rel:  # the data folder may have been wiped (a Space restart): restore the file from the database
+        ensure_image_file(session, post.image_sha256, post.image_ext or "", root)
     pred = session.get(Prediction, post.latest_prediction_id) if post.latest_prediction_id else None
     return {
         "post_id": post.id,
@@ -277,14 +290,14 @@ def save_correction(
     """
     check_label(label)
     return _append(
-        session, post_id, annotator, "label", label=label, note=note,
+        session, post_id, annotator, "label", label=label, note=check_note(note),
         rationale=_check_rationale(rationale), shown_prediction_id=shown_prediction_id,
     )
 
 
 def skip(session: Session, post_id: int, annotator: str, note: Optional[str] = None) -> int:
     """Append a skip: the post leaves this annotator's queue and their label on it (if any) lapses."""
-    return _append(session, post_id, annotator, "skip", note=note)
+    return _append(session, post_id, annotator, "skip", note=check_note(note))
 
 
 def undo_last(session: Session, annotator: str, post_id: Optional[int] = None) -> Optional[dict[str, Any]]:

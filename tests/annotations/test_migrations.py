@@ -15,8 +15,8 @@ from annotations.models import Base
 def test_empty_database_to_head_matches_models(db_url):
     engine = A.create_engine_from_url(db_url)
     assert A.current_revision(engine) is None
-    assert A.init_db(engine) == A.head_revision() == "0002"
-    assert A.init_db(engine) == "0002"  # idempotent
+    assert A.init_db(engine) == A.head_revision() == "0003"
+    assert A.init_db(engine) == "0003"  # idempotent
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diffs == []  # the ORM models describe exactly the migrated schema
@@ -29,7 +29,7 @@ def test_upgrade_from_0001_keeps_data(db_url, data_dir, old_rows):
     with engine.begin() as conn:
         for sql in old_rows:
             conn.execute(text(sql))
-    assert A.init_db(engine) == "0002"
+    assert A.init_db(engine) == "0003"
     sessions = A.create_sessionmaker(engine)
     with sessions() as s:
         rows = A.history(s, post_id=1)
@@ -58,7 +58,7 @@ def test_downgrade_and_upgrade_again(engine, sessions, data_dir):
         A.save_correction(s, p, "ana", "positive")
         A.skip(s, p, "bob")
     assert downgrade_db(engine, "0001") == "0001"
-    assert A.init_db(engine) == "0002"
+    assert A.init_db(engine) == "0003"
     with sessions() as s:
         assert [r["kind"] for r in A.history(s)] == ["label"]  # skip rows cannot exist in 0001
 
@@ -77,4 +77,4 @@ def test_db_cli_migrates(db_url):
 
     out = subprocess.run([sys.executable, "-m", "annotations.db", "--db", db_url], capture_output=True, text=True,
                          check=True, cwd=Path(A.__file__).parents[1])
-    assert out.stdout.strip() == "0002"
+    assert out.stdout.strip() == "0003"
