@@ -31,10 +31,17 @@ from webapp.retrain_job import TABLE_HEADERS  # noqa: E402
 from webapp.settings import storage_warning  # noqa: E402
 
 MODEL_CONCURRENCY = int(os.environ.get("MMSA_MODEL_CONCURRENCY", "2"))  # model calls at once (CPU cores)
-# Predictions and explanations queue separately: a burst of explanations must not hold every label back.
-PREDICT = dict(concurrency_id="predict", concurrency_limit=MODEL_CONCURRENCY)
-EXPLAIN = dict(concurrency_id="explain", concurrency_limit=MODEL_CONCURRENCY)
 NO_LATEX: list = []  # Markdown that shows user text renders no math either
+
+
+def _model_queues(limits_enabled: bool) -> tuple[dict, dict]:
+    """Event settings for predictions and for explanations: two queues, so that a burst of explanations does not
+    hold every label back; one shared queue, as before, when the limits are off (MMSA_LIMITS=off, benchmarks)."""
+    if not limits_enabled:
+        shared = dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
+        return shared, shared
+    return (dict(concurrency_id="predict", concurrency_limit=MODEL_CONCURRENCY),
+            dict(concurrency_id="explain", concurrency_limit=MODEL_CONCURRENCY))
 
 
 def _with_label(index: int, label: str) -> str:
@@ -79,7 +86,7 @@ def _method_choices() -> list[tuple[str, str]]:
     return [(f"{m} (slow, admins only)" if m in SLOW_CAM_METHODS else m, m) for m in list_cam_methods()]
 
 
-def _analyze_tab(analyze: AnalyzeHandlers, name, model) -> None:
+def _analyze_tab(analyze: AnalyzeHandlers, name, model, queues: tuple[dict, dict]) -> None:
     with gr.Row():
         with gr.Column():
             image = CheckedImage(label="Image (upload or paste)", type="filepath", image_mode=None,
@@ -111,13 +118,15 @@ def _analyze_tab(analyze: AnalyzeHandlers, name, model) -> None:
     receipt, label = gr.JSON(visible=False, label="receipt"), gr.Textbox(visible=False, label="label")
     predicted, explained = gr.State(), gr.State()
     faithful_api = gr.Checkbox(False, visible=False, label="faithfulness")  # the UI asks in a second pass
+    predict_queue, explain_queue = queues
 
-    run.click(analyze.predict, [image, text, model], [probs, timing, predicted], api_name="predict", **PREDICT).success(
+    run.click(analyze.predict, [image, text, model], [probs, timing, predicted], api_name="predict",
+              **predict_queue).success(
         analyze.explain, [image, text, model, method, alpha, view, faithful_api, predicted],
         [overlay, words, legend, *views, modality, image_faith, word_faith, timing, notes, details, explained],
-        api_name="explain", **EXPLAIN).success(
+        api_name="explain", **explain_queue).success(
         analyze.faithfulness, [faithful, explained], [image_faith, word_faith, details, timing],
-        api_visibility="private", **EXPLAIN)
+        api_visibility="private", **explain_queue)
     alpha.release(analyze.reblend, [explained, alpha], overlay, api_visibility="private")
     view.change(analyze.words, [explained, view], [words, legend], api_visibility="private")
     for i, button in enumerate(buttons):  # each button sends its own label (API clients pass ``label``)
@@ -126,7 +135,7 @@ def _analyze_tab(analyze: AnalyzeHandlers, name, model) -> None:
                      api_visibility="public" if i == 0 else "private")
 
 
-def _annotate_tab(annotate: AnnotateHandlers, name, model) -> None:
+def _annotate_tab(annotate: AnnotateHandlers, name, model, explain_queue: dict) -> None:
     from annotations import STRATEGIES
 
     with gr.Row():
@@ -159,7 +168,7 @@ def _annotate_tab(annotate: AnnotateHandlers, name, model) -> None:
 
     outputs = [post_id, post_image, post_text, suggestion, caption, progress, history, status, receipt, current]
     then = dict(fn=annotate.explain, inputs=[current, model], outputs=[overlay, words], api_visibility="private",
-                **EXPLAIN)
+                **explain_queue)
     start.click(annotate.next_post, [name, strategy, model], outputs, api_name="next_post").success(**then)
     for i, button in enumerate(label_buttons):
         button.click(annotate.label, [name, post_id, label, note, strategy, model, current], outputs,
@@ -212,14 +221,15 @@ def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
     gpu = gpu_decorator()
     analyze, annotate, dash = AnalyzeHandlers(ctx, gpu), AnnotateHandlers(ctx, gpu), DashboardHandlers(ctx)
     sign_in = sign_in_available(ctx.settings.on_space)
+    queues = _model_queues(ctx.settings.limits_enabled)
     # delete_cache: Gradio's copies of what the app hands out (overlays, zips, plots) go after an hour.
     with gr.Blocks(title="MMSA · image + text sentiment", delete_cache=(1800, 3600)) as demo:
         name, model, identity = _header(ctx, analyze, sign_in)
         with gr.Tabs():
             with gr.Tab("Analyze", id="analyze"):
-                _analyze_tab(analyze, name, model)
+                _analyze_tab(analyze, name, model, queues)
             with gr.Tab("Annotate", id="annotate"):
-                _annotate_tab(annotate, name, model)
+                _annotate_tab(annotate, name, model, queues[1])
             with gr.Tab("Dashboard", id="dashboard") as dashboard:
                 _dashboard_tab(dash, model, dashboard)
         demo.load(SessionHandlers(ctx).on_load, None, [name, identity], api_visibility="private")

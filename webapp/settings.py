@@ -9,7 +9,7 @@
     SPACE_ID         set by Hugging Face Spaces: turns on the sign-in button and the storage check
     MMSA_ADMINS      on a Space: Hugging Face user names (comma-separated) who may export, retrain, pick the model
     MMSA_ANNOTATORS  on a Space, when set: the only other Hugging Face users who may annotate
-    MMSA_LIMITS      "off" lifts the rate limits and lets everyone use slow CAM methods (benchmarks only)
+    MMSA_LIMITS      "off": no rate limits, slow CAM methods for everyone, one shared model queue (benchmarks only)
     MMSA_RATE_PREDICT, MMSA_RATE_EXPLAIN, MMSA_RATE_CORRECT   per-person limits, e.g. "60/minute"
     MMSA_RETRAIN_COOLDOWN_S   seconds between the end of a retrain and the next start (default 600)
     MMSA_EXPORTS_KEEP         export snapshots (and their zips) kept in <data>/exports (default 5)
