@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -94,6 +95,7 @@ def run_phase(limits: str, method: str, duration: float, every: float, example: 
     finally:
         proc.terminate()  # in-flight explanations die with the server; the next phase starts clean
         proc.wait(30)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -135,12 +135,3 @@ def test_bad_strategy_names_get_a_clear_message(server, ctx, strategy):
     event, out = call_raw(server, "next_post", ["ana", strategy, ""])
     assert event == "error" and "not in the list of choices" in str(out)
     assert db_snapshot(ctx) == before
-
-
-def test_errors_show_no_server_paths(client):
-    with pytest.raises(Exception) as info:
-        client.predict("", 1, "positive", "", "unseen", "", api_name="/label_post")
-    assert "Who is annotating" in str(info.value)
-    from webapp.inputs import user_error
-
-    assert "/srv" not in str(user_error("Image file not found: /srv/data/images/ab/x.png"))

@@ -9,7 +9,7 @@ import pytest
 
 from webapp.formatting import md_escape
 from webapp.identity import AccessControl, Identity, client_address, decide_mode, require_role
-from webapp.inputs import check_post_id, redact_paths
+from webapp.inputs import check_post_id, redact_paths, user_errors
 from webapp.ratelimit import RateLimits
 from webapp.retrain_job import JobStatus, RetrainJob, retrain_gate
 
@@ -166,3 +166,12 @@ def test_redaction_keeps_file_names_only():
     msg = "Image file not found: /srv/mmsa/data/images/ab/x.png (see /etc/passwd); http://host/a/b stays, 1/2 too"
     assert redact_paths(msg) == "Image file not found: …/x.png (see …/passwd); http://host/a/b stays, 1/2 too"
     assert redact_paths(r"Cannot load C:\Users\me\model.pt") == r"Cannot load …\model.pt"
+
+
+@pytest.mark.parametrize("who, shown", [(Identity("ana", "annotator", "account"), "…/annotations.sqlite"),
+                                        (Identity(None, "anonymous", "space"), "…/annotations.sqlite"),
+                                        (Identity("root", "admin", "account"), "/srv/mmsa/data/annotations.sqlite")])
+def test_errors_show_server_paths_to_admins_only(who, shown):
+    with pytest.raises(gr.Error) as info, user_errors(who):
+        raise ValueError("Cannot open /srv/mmsa/data/annotations.sqlite")
+    assert str(info.value.message) == f"Cannot open {shown}"
