@@ -12,6 +12,8 @@ import unicodedata
 from pathlib import Path
 from typing import Optional, Union
 
+from sqlalchemy.orm import object_session
+
 from annotations.images import image_relpath
 from annotations.models import Post
 
@@ -33,12 +35,19 @@ def content_sha256(image_sha256: Optional[str], text: str) -> str:
 
 
 def image_available(post: Post, data_dir: Union[str, Path]) -> bool:
-    """True when the post needs no image or its file exists under `<data_dir>/images/`.
+    """True when the post needs no image or its file exists under `<data_dir>/images/` (restored from the
+    database's copy, `image_blobs`, when the data folder lost it).
 
     The one place that decides whether a post's image can be shown: the queue sets a post aside when
-    this is False. Restoring a missing file from elsewhere (for example a database copy) belongs here;
-    `sqlalchemy.orm.object_session(post)` gives the session when a lookup needs one.
+    this is False.
     """
     if post.image_sha256 is None:
         return True
-    return (Path(data_dir) / image_relpath(post.image_sha256, post.image_ext or "")).is_file()
+    if (Path(data_dir) / image_relpath(post.image_sha256, post.image_ext or "")).is_file():
+        return True
+    session = object_session(post)
+    if session is None:
+        return False
+    from annotations.blobs import ensure_image_file  # blobs -> models; imported late to keep this module small
+
+    return ensure_image_file(session, post.image_sha256, post.image_ext or "", data_dir) is not None

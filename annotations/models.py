@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -28,6 +29,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from annotations.labels import KINDS, LABELS
+
+ROLES: tuple[str, ...] = ("annotator", "reviewer", "admin")  # each may do what the one before may, and more
 
 # Explicit constraint names, so that migrations (and SQLite batch table rebuilds) can refer to them.
 NAMING_CONVENTION = {
@@ -235,6 +238,46 @@ class Export(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     manifest: Mapped[dict[str, Any]]
     path: Mapped[str] = mapped_column(Text)
+
+
+class ImageBlob(Base):
+    """An uploaded image's bytes, kept in the database when the data folder may be wiped (a Space restart);
+    the file under `<data_dir>/images/` is restored from it when missing."""
+
+    __tablename__ = "image_blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ext: Mapped[str] = mapped_column(String(8))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    """A person who may sign in (self-hosted) or whose Hugging Face name gets a role; argon2 hash only."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[Optional[str]] = mapped_column(Text)  # None: no password login (e.g. token only)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (CheckConstraint(sql_in("role", ROLES), name="role"),)
+
+
+class ApiToken(Base):
+    """A script's token for an account; only its sha256 is stored (the token itself is shown once)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    label: Mapped[str] = mapped_column(String(64))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[Optional[dt.datetime]]
+    revoked_at: Mapped[Optional[dt.datetime]]
+
+    __table_args__ = (Index("ix_api_tokens_account_id", "account_id"),)
 
 
 JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")

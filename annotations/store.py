@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 from annotations.content import IMAGE_MISSING, content_sha256, image_available
 from annotations.db import default_data_dir
 from annotations.errors import AnnotationError
-from annotations.images import ImageInput, image_relpath, read_image_input, store_image
-from annotations.labels import LABELS, check_annotator_name, check_label, is_conflict_pair
+from annotations.blobs import ensure_image_file, save_image
+from annotations.images import ImageInput, image_relpath, read_image_input
+from annotations.labels import (LABELS, check_annotator_name, check_clean, check_label, check_note, check_text,
+                                is_conflict_pair)
 from annotations.models import Annotation, Annotator, ModelVersion, Post, Prediction
 from annotations.queries import is_latest
 
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 UPLOAD = "upload"  # the one source that may repeat; any other source names exactly one post
 PROB_TOLERANCE = 1e-3  # how far probabilities may sum from 1 (float32 softmax, rounding)
+MAX_POST_ID = 2**63 - 1  # the largest BIGINT
 
 
 # ---- posts ---------------------------------------------------------------------------------------
@@ -47,19 +50,24 @@ def add_post(
     *,
     text_label: Optional[str] = None,
     image_label: Optional[str] = None,
-    image_ext: Optional[str] = None,
+    keep_blob: Optional[bool] = None,
 ) -> int:
     """Add a post (text and/or image bytes or path) and return its id; one post per content.
 
     The same image bytes and the same text (stripped, NFC) are the same post, whatever the source:
     adding them again returns the existing post's id (an annotator saving it again is their change
     of mind, a new annotation row on that post). A source other than 'upload' (e.g.
-    'mvsa-single:37') names one post too: adding it again returns that post's id. The image is
-    stored content-addressed under `<data_dir>/images/`. `text_label`/`image_label` are
-    per-modality labels from the source data, if known. See ensure_post() for the details.
+    'mvsa-single:37') names one post too: adding it again returns that post's id.
+
+    The image is stored content-addressed under `<data_dir>/images/`, with the extension of its
+    sniffed format (JPEG, PNG, GIF or WebP; anything else is refused), and its bytes go into the
+    `image_blobs` table too when `keep_blob` (default: `MMSA_IMAGES_IN_DB`, else on for any database
+    but SQLite). A file written here is removed again if the transaction does not commit.
+    `text_label`/`image_label` are per-modality labels from the source data, if known. See
+    ensure_post() for the details.
     """
     return ensure_post(session, text, image, source, data_dir, text_label=text_label,
-                       image_label=image_label, image_ext=image_ext)[0]
+                       image_label=image_label, keep_blob=keep_blob)[0]
 
 
 def ensure_post(
@@ -71,7 +79,7 @@ def ensure_post(
     *,
     text_label: Optional[str] = None,
     image_label: Optional[str] = None,
-    image_ext: Optional[str] = None,
+    keep_blob: Optional[bool] = None,
 ) -> tuple[int, bool]:
     """add_post() that also says whether it created the post: (post id, created).
 
@@ -79,10 +87,10 @@ def ensure_post(
     post set aside because of that returns to the queues), and an `upload` post found under a named
     source takes that source and its per-modality labels, so training can link it to the data set.
     """
-    if not isinstance(text, str):
-        raise AnnotationError(f"Post text must be a string, got {type(text).__name__}")
-    if not isinstance(source, str) or not source.strip():
-        raise AnnotationError(f"Post source must be a non-empty string, got {source!r}")
+    text = check_text(text)
+    if not isinstance(source, str) or not source.strip() or len(source) > 200:
+        raise AnnotationError(f"Post source must be a non-empty string of at most 200 characters, got {source!r}")
+    check_clean(source, "Post source")
     for value in (text_label, image_label):
         if value is not None:
             check_label(value)
@@ -95,16 +103,14 @@ def ensure_post(
             return existing, False
     data = ext = sha = None
     if image is not None:
-        data, ext = read_image_input(image, image_ext)
+        data, ext = read_image_input(image)  # checked (format, size, pixels, decodes) before any write
         sha = hashlib.sha256(data).hexdigest()
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     content = content_sha256(sha, text)
     found = session.scalar(select(Post).where(Post.content_sha256 == content))
     if found is not None:
-        _update_existing(session, found, data, root, source, text_label, image_label)
+        _update_existing(session, found, data, root, source, text_label, image_label, keep_blob)
         return found.id, False
-    if data is not None:
-        store_image(root, data, ext)
     post = Post(
         text=text, image_sha256=sha, image_ext=ext, source=source, text_label=text_label, content_sha256=content,
         image_label=image_label, conflict=is_conflict_pair(text_label, image_label),
@@ -118,14 +124,16 @@ def ensure_post(
         if raced is None:
             raise
         return raced, False
+    if data is not None:  # after the flush: on SQLite the write lock is held, the file is written inside it
+        save_image(session, root, data, ext, keep_blob)
     return post.id, True
 
 
 def _update_existing(session: Session, post: Post, data: Optional[bytes], root: Path, source: str,
-                     text_label: Optional[str], image_label: Optional[str]) -> None:
+                     text_label: Optional[str], image_label: Optional[str], keep_blob: Optional[bool]) -> None:
     """Bring back a missing image file and adopt a data-set source, for a post found by its content."""
     if data is not None and post.image_sha256 is not None:
-        store_image(root, data, post.image_ext or "")  # idempotent: writes only a missing file
+        save_image(session, root, data, post.image_ext or "", keep_blob)  # idempotent: writes only a missing file
         if post.set_aside == IMAGE_MISSING and image_available(post, root):
             post.set_aside = post.set_aside_at = None
             log.info("post #%d is back in the queues: its image was added again", post.id)
@@ -151,6 +159,8 @@ def _require_post(session: Session, post_id: Any, lock: bool = False) -> Post:
         post_id = operator.index(post_id)  # int, numpy integers
     except TypeError:
         raise AnnotationError(f"Post id must be an integer, got {post_id!r}") from None
+    if not 1 <= post_id <= MAX_POST_ID:  # PostgreSQL cannot even compare a larger number with an id
+        raise AnnotationError(f"No post with id {post_id} (ids are whole numbers from 1 to {MAX_POST_ID})")
     stmt = select(Post).where(Post.id == post_id)
     post = session.scalar(stmt.with_for_update() if lock else stmt)
     if post is None:
@@ -180,6 +190,8 @@ def get_post(session: Session, post_id: int, data_dir: Optional[Union[str, Path]
     post = _require_post(session, post_id)
     rel = image_relpath(post.image_sha256, post.image_ext or "") if post.image_sha256 else None
     root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if rel:  # the data folder may have been wiped (a Space restart): restore the file from the database
+        ensure_image_file(session, post.image_sha256, post.image_ext or "", root)
     pred = session.get(Prediction, post.latest_prediction_id) if post.latest_prediction_id else None
     return {
         "post_id": post.id,
@@ -340,14 +352,14 @@ def save_correction(
     """
     check_label(label)
     return _append(
-        session, post_id, annotator, "label", label=label, note=note,
+        session, post_id, annotator, "label", label=label, note=check_note(note),
         rationale=_check_rationale(rationale), shown_prediction_id=shown_prediction_id,
     )
 
 
 def skip(session: Session, post_id: int, annotator: str, note: Optional[str] = None) -> int:
     """Append a skip: the post leaves this annotator's queue and their label on it (if any) lapses."""
-    return _append(session, post_id, annotator, "skip", note=note)
+    return _append(session, post_id, annotator, "skip", note=check_note(note))
 
 
 def undo_last(session: Session, annotator: str, post_id: Optional[int] = None) -> Optional[dict[str, Any]]:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 
+import gradio as gr
+
 from .context import AppContext
-from .formatting import (image_faithfulness_markdown, modality_markdown, notes_markdown, timing_markdown,
+from .formatting import (image_faithfulness_markdown, md_escape, modality_markdown, notes_markdown, timing_markdown,
                          word_faithfulness_markdown, word_legend, word_view)
-from .inputs import check_text_length, require_image, require_name, user_errors
+from .identity import Identity, require_name, require_role
+from .inputs import check_text_length, require_image, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,16 @@ def _same_post(state: dict | None, image: str, text: str, model_path: str) -> bo
     return bool(state) and (state.get("image"), state.get("text"), state.get("model")) == (image, text, model_path)
 
 
+def slow_method(method: str | None) -> bool:
+    """Whether a CAM method costs a forward pass per channel (admins only): ScoreCAM, ablation-style ones."""
+    from mmsa_core.explain.cam import SLOW_CAM_METHODS, get_cam_method
+
+    try:
+        return get_cam_method(method or "GradCAM")[0] in SLOW_CAM_METHODS
+    except ValueError:
+        return False  # an unknown name fails later, with the menu
+
+
 class AnalyzeHandlers:
     """Bound methods are the Gradio handlers; ``gpu`` wraps the model-heavy ones (``spaces.GPU`` on a Space)."""
 
@@ -36,23 +49,36 @@ class AnalyzeHandlers:
         self.explain = gpu(self.explain)
         self.faithfulness = gpu(self.faithfulness)
 
-    def predict(self, image: str | None, text: str | None, model: str | None):
-        """The label probabilities of a post -> (probabilities, timing, state)."""
-        with user_errors():
+    def _caller(self, request, profile, bucket: str, action: str) -> Identity:
+        """Who calls, after their rate limit for ``bucket`` (a refused call costs nothing)."""
+        who = self.ctx.identify(request, profile)
+        self.ctx.check_rate(bucket, who, request, action)
+        return who
+
+    def predict(self, image: str | None, text: str | None, model: str | None, request: gr.Request = None,
+                profile: gr.OAuthProfile | None = None):
+        """The label probabilities of a post -> (probabilities, timing, state). Only admins pick the model."""
+        who = self._caller(request, profile, "predict", "prediction")
+        with user_errors(who):
             image, text = require_image(image), check_text_length(text)
-            choice, predictor = self.ctx.model(model)
+            choice, predictor = self.ctx.model(model if who.is_admin else None)
             p = predictor.predict(image, text)
         state = {"image": image, "text": text, "model": choice.path, "name": choice.name, "label": p.label,
                  "probabilities": p.probabilities, "predict_ms": p.elapsed_ms}
         return p.probabilities, timing_markdown(p.model, p.elapsed_ms), state
 
     def explain(self, image: str | None, text: str | None, model: str | None, method: str, alpha: float,
-                view: str, faithfulness: bool = False, predicted: dict | None = None):
+                view: str, faithfulness: bool = False, predicted: dict | None = None, request: gr.Request = None,
+                profile: gr.OAuthProfile | None = None):
         """Heatmap overlay, word highlights, the three modality views, faithfulness (when asked: it costs
-        several times the rest on a CPU), timing, notes, summary."""
-        with user_errors():
+        several times the rest on a CPU), timing, notes, summary. Slow CAM methods are for admins."""
+        who = self.ctx.identify(request, profile)
+        if slow_method(method) and self.ctx.settings.limits_enabled:
+            require_role(who, "admin", f"use {method} (slow: one model pass per image channel); pick GradCAM")
+        self.ctx.check_rate("explain", who, request, "explanation")
+        with user_errors(who):
             image, text = require_image(image), check_text_length(text)
-            choice, predictor = self.ctx.model(model)
+            choice, predictor = self.ctx.model(model if who.is_admin else None)
             e = predictor.explain(image, text, method=method or "GradCAM", alpha=float(alpha),
                                   faithfulness=bool(faithfulness))
         summary = e.to_dict()
@@ -66,7 +92,8 @@ class AnalyzeHandlers:
                 timing_markdown(e.model, predict_ms, e.elapsed_ms),
                 notes_markdown(e.notes), summary, state)
 
-    def faithfulness(self, enabled: bool, explained: dict | None):
+    def faithfulness(self, enabled: bool, explained: dict | None, request: gr.Request = None,
+                     profile: gr.OAuthProfile | None = None):
         """Second pass for the explanation on screen: its faithfulness scores -> (heatmap scores, word scores,
         summary, timing). The heatmap and the words are shown first; these follow."""
         if not explained:
@@ -76,7 +103,8 @@ class AnalyzeHandlers:
             off = "_Faithfulness scores are off: tick the box to compute them._"
             timing = timing_markdown(summary["model"], explained["predict_ms"], explained["explain_ms"])
             return off, off, summary, timing
-        with user_errors():
+        who = self._caller(request, profile, "explain", "explanation")
+        with user_errors(who):
             _, predictor = self.ctx.model(explained["model"])
             e = predictor.explain(explained["image"], explained["text"], method=explained["method"] or "GradCAM",
                                   faithfulness=True)
@@ -84,15 +112,19 @@ class AnalyzeHandlers:
         return (image_faithfulness_markdown(e.faithfulness), word_faithfulness_markdown(e.faithfulness), summary,
                 timing_markdown(e.model, explained["predict_ms"], explained["explain_ms"], e.elapsed_ms))
 
-    def model_menu(self, current: str | None = None):
-        """The selector refreshed from disk and the database; keeps the current pick when it is still there."""
-        import gradio as gr
-
-        with user_errors():
+    def model_menu(self, current: str | None = None, request: gr.Request = None,
+                   profile: gr.OAuthProfile | None = None):
+        """The selector refreshed from disk and the database; keeps the current pick when it is still there.
+        Everyone but admins sees (and gets) the model served to everyone, without its path."""
+        who = self.ctx.identify(request, profile)
+        with user_errors(who):
             choices = self.ctx.model_choices()
+        if not who.is_admin:
+            label = choices[0].label if choices else "no model found"
+            return gr.Dropdown(choices=[(label, "")], value="", interactive=False)
         paths = [c.path for c in choices]
         value = current if current in paths else (paths[0] if paths else None)
-        return gr.Dropdown(choices=[(c.label, c.path) for c in choices], value=value)
+        return gr.Dropdown(choices=[(c.label, c.path) for c in choices], value=value, interactive=True)
 
     @staticmethod
     def reblend(explained: dict | None, alpha: float):
@@ -111,15 +143,21 @@ class AnalyzeHandlers:
         return word_view(summary, view), word_legend(summary, view)
 
     def correct(self, image: str | None, text: str | None, label: str, note: str | None, annotator: str | None,
-                model: str | None, predicted: dict | None = None, explained: dict | None = None):
-        """Save the post, what the model said and the user's label -> (confirmation, receipt)."""
-        from annotations import add_post, record_prediction, save_correction
-        from annotations.labels import check_label
+                model: str | None, predicted: dict | None = None, explained: dict | None = None,
+                request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Save the post, what the model said and the user's label -> (confirmation, receipt).
 
-        with user_errors():
+        The label is the signed-in person's; ``annotator`` (a typed name) counts only in open mode."""
+        from annotations import add_post, record_prediction, save_correction
+        from annotations.labels import check_label, check_note
+
+        who = require_role(self.ctx.identify(request, profile, annotator), "annotator", "save labels")
+        with user_errors(who):
+            name = require_name(who)
             image, text = require_image(image), check_text_length(text)
-            label, annotator = check_label(label), require_name(annotator)
-            choice, predictor = self.ctx.model(model)
+            label, note = check_label(label), check_note(note)  # every check before anything is written
+            self.ctx.check_rate("correct", who, request, "saving corrections")
+            choice, predictor = self.ctx.model(model if who.is_admin else None)
             if _same_post(predicted, image, text, choice.path):
                 model_label, probs = predicted["label"], predicted["probabilities"]
             else:  # an API call, or the inputs changed since the last prediction
@@ -127,14 +165,13 @@ class AnalyzeHandlers:
                 model_label, probs = p.label, p.probabilities
             conflict = (conflict_score(explained["summary"]["modality"])
                         if _same_post(explained, image, text, choice.path) else None)
-            with self.ctx.sessions.begin() as s:
+            with self.ctx.sessions.begin() as s:  # a failure removes the image file written here, too
                 post_id = add_post(s, text, image, data_dir=self.ctx.settings.data_dir)
                 pred_id = record_prediction(s, post_id, model_label, probs, choice.name, conflict)
-                ann_id = save_correction(s, post_id, annotator, label, note=(note or "").strip() or None,
-                                         shown_prediction_id=pred_id)
+                ann_id = save_correction(s, post_id, name, label, note=note, shown_prediction_id=pred_id)
         receipt = {"post_id": post_id, "prediction_id": pred_id, "annotation_id": ann_id, "label": label,
-                   "annotator": annotator, "model": choice.name, "model_label": model_label}
+                   "annotator": name, "model": choice.name, "model_label": model_label}
         agree = "agrees with" if label == model_label else "corrects"
         md = (f"✓ Saved correction #{ann_id}: post #{post_id} is **{label}** ({agree} the model's "
-              f"**{model_label}**, {100 * probs[model_label]:.0f}%) · by {annotator}")
-        return md + (f" · note: “{note.strip()}”" if note and note.strip() else ""), receipt
+              f"**{model_label}**, {100 * probs[model_label]:.0f}%) · by {md_escape(name)}")
+        return md + (f" · note: “{md_escape(note)}”" if note else ""), receipt

@@ -1,11 +1,16 @@
-"""The annotator's name from the Hugging Face sign-in, when the app runs on a Space with ``hf_oauth: true``."""
+"""Sign-in at the edge: whether the Hugging Face sign-in can work here, the page's who-am-I line, and API
+tokens accepted by Gradio's login wall in accounts mode."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import os
 
 import gradio as gr
+
+from .context import AppContext
+from .identity import TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -18,16 +23,74 @@ def sign_in_available(on_space: bool) -> bool:
         return False
     missing = [m for m in ("authlib", "itsdangerous") if importlib.util.find_spec(m) is None]
     if missing:
-        log.warning("no Hugging Face sign-in: %s missing (install gradio[oauth]); annotators type their name",
-                    missing)
+        log.warning("no Hugging Face sign-in: %s missing (install gradio[oauth]); nobody can annotate", missing)
     if not os.environ.get("OAUTH_CLIENT_ID"):
         log.warning("no Hugging Face sign-in: set `hf_oauth: true` in the README front matter")
         return False
     return not missing
 
 
-def signed_in_name(profile: gr.OAuthProfile | None):
-    """On page load: the signed-in user's name, locked; unchanged when nobody is signed in."""
-    if profile is None:
-        return gr.Textbox(interactive=True)
-    return gr.Textbox(value=profile.username, interactive=False)
+class SessionHandlers:
+    """On page load: the name field (typed in open mode, else the signed-in name, locked) and the who-am-I line."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    def on_load(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        who = self.ctx.identify(request, profile)
+        if self.ctx.access.mode == "open":
+            name = gr.Textbox(interactive=True)
+        else:
+            name = gr.Textbox(value=who.name or "", interactive=False,
+                              placeholder="sign in to annotate" if self.ctx.access.mode != "read-only" else "")
+        return name, self.ctx.access.banner(who)
+
+
+def accept_token_logins(app, ctx: AppContext) -> None:
+    """Let a request carrying a valid ``X-MMSA-Token`` through Gradio's login wall (accounts mode), as that
+    token's account: Gradio's "current user" dependency is overridden through FastAPI's
+    ``dependency_overrides``; everything else keeps Gradio's cookie login."""
+    if ctx.access.mode != "accounts":
+        return
+    original = _gradio_current_user(app)
+
+    async def current_user(request):
+        token = request.headers.get(TOKEN_HEADER)
+        if token:
+            from anyio import to_thread
+
+            from annotations.accounts import account_for_token
+
+            def lookup():
+                with ctx.sessions.begin() as s:
+                    return account_for_token(s, token)
+
+            account = await to_thread.run_sync(lookup)
+            if account is not None:
+                return account["name"]
+        user = original(request)
+        return await user if inspect.isawaitable(user) else user
+
+    import fastapi
+
+    current_user.__annotations__ = {"request": fastapi.Request}
+    app.dependency_overrides[original] = current_user
+
+
+def _gradio_current_user(app):
+    """Gradio's ``get_current_user`` dependency (behind its ``login_check``), found on its routes."""
+    def walk(dependant):
+        for dep in dependant.dependencies:
+            if getattr(dep.call, "__name__", "") == "get_current_user":
+                return dep.call
+            found = walk(dep)
+            if found is not None:
+                return found
+        return None
+
+    for route in app.routes:
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None and (found := walk(dependant)) is not None:
+            return found
+    raise RuntimeError("Cannot find Gradio's get_current_user dependency: API tokens cannot pass the login "
+                       "wall with this Gradio version")

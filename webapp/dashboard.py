@@ -1,21 +1,25 @@
-"""Dashboard tab: label counts, agreement, model versions with val metrics and confusion matrices, export."""
+"""Dashboard tab: label counts, agreement, model versions with val metrics and confusion matrices, export,
+retrain, and the model served to everyone. Annotators see it; exporting, retraining and choosing the model
+are for admins."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
-import uuid
+import time
+from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
 
 from .context import AppContext
-from .inputs import user_error, user_errors
+from .formatting import md_escape
+from .identity import require_role
+from .inputs import redact_paths, user_error, user_errors
 from .models import resolve_choice
-from .retrain_job import before_after_rows, status_markdown
+from .retrain_job import before_after_rows, retrain_gate, status_markdown
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +27,8 @@ LABEL_HEADERS = ["label", "labels in force"]
 ANNOTATOR_HEADERS = ["annotator", "labels", "skips", "negative", "neutral", "positive", "agrees with model"]
 VERSION_HEADERS = ["model", "default", "created", "trained on export", "val accuracy", "val weighted F1",
                    "val macro F1", "val neutral recall"]
-WORK_DIR = Path(tempfile.gettempdir()) / "mmsa-app"  # plots and export zips handed to the browser
+_PLOTS: OrderedDict[str, object] = OrderedDict()  # rendered confusion matrices (PIL images) by content
+_PLOTS_KEPT = 32
 
 
 def _pct(v) -> str:
@@ -41,8 +46,8 @@ def stats_tables(st: dict) -> tuple[list[list], list[list], str]:
     annotators = [[name, a["labels"], a["skips"], *a["by_label"].values(), _pct(by_model.get(name))]
                   for name, a in st["annotators"].items()]
     ma = st["model_agreement"]
-    pairs = ", ".join(f"{' & '.join(p['annotators'])}: {_num(p['kappa'])} ({p['n_posts']} posts)"
-                      for p in st["cohen_pairs"]) or "no post labelled by two annotators yet"
+    pairs = ", ".join(f"{' & '.join(md_escape(a) for a in p['annotators'])}: {_num(p['kappa'])} "
+                      f"({p['n_posts']} posts)" for p in st["cohen_pairs"]) or "no post labelled by two annotators yet"
     md = (f"**{st['n_posts']}** posts, **{st['n_labelled_posts']}** labelled · Cohen's kappa (mean over pairs) "
           f"**{_num(st['cohen_kappa'])}** · Fleiss' kappa **{_num(st['fleiss_kappa'])}** "
           f"({st['fleiss_n_posts']} posts with 2+ labels)\n\n"
@@ -66,39 +71,63 @@ def version_rows(versions: list[dict]) -> list[list]:
     return rows
 
 
-def confusion_plot(name: str, val: dict) -> str:
-    """A PNG of a version's val confusion matrix, cached by content (written aside, then renamed into place)."""
+def confusion_plot(name: str, val: dict):
+    """A version's val confusion matrix as a PIL image, rendered once per content (kept in memory: nothing is
+    left on disk; Gradio's own cache, cleaned by ``delete_cache``, holds what the browser fetches)."""
+    from PIL import Image
+
     from mmsa_core.evaluate import plot_confusion
 
     title = f"{name}\nval acc {val['accuracy']:.1f} · wF1 {val['weighted_f1']:.1f}"
     key = hashlib.sha256(json.dumps([title, val["confusion_matrix"]]).encode()).hexdigest()[:12]
-    path = WORK_DIR / "plots" / f"confusion-{key}.png"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{uuid.uuid4().hex}-{path.name}")
-        plot_confusion(val, tmp, title=title)
-        os.replace(tmp, path)
-    return str(path)
+    if key not in _PLOTS:
+        with tempfile.TemporaryDirectory(prefix="mmsa-plot-") as tmp:
+            path = plot_confusion(val, Path(tmp) / "confusion.png", title=title)
+            with Image.open(path) as im:
+                _PLOTS[key] = im.convert("RGB")
+        while len(_PLOTS) > _PLOTS_KEPT:
+            _PLOTS.popitem(last=False)
+    _PLOTS.move_to_end(key)
+    return _PLOTS[key]
 
 
-def confusion_strip(named_vals: list[tuple[str, dict]], limit: int = 4) -> str | None:
-    """The val confusion matrices of up to ``limit`` models side by side in one PNG (None when there are none)."""
+def confusion_strip(named_vals: list[tuple[str, dict]], limit: int = 4):
+    """The val confusion matrices of up to ``limit`` models side by side in one image (None when there are none)."""
     from PIL import Image
 
-    paths = [confusion_plot(name, val) for name, val in named_vals[:limit]]
-    if not paths:
+    images = [confusion_plot(name, val) for name, val in named_vals[:limit]]
+    if not images:
         return None
-    images = [Image.open(p).convert("RGB") for p in paths]
     strip = Image.new("RGB", (sum(im.width for im in images), max(im.height for im in images)), "white")
     x = 0
     for im in images:
         strip.paste(im, (x, 0))
         x += im.width
-    out = WORK_DIR / "plots" / f"strip-{'-'.join(Path(p).stem.split('-')[-1] for p in paths)}.png"
-    tmp = out.with_name(f".{uuid.uuid4().hex}-{out.name}")
-    strip.save(tmp)
-    os.replace(tmp, out)
-    return str(out)
+    return strip
+
+
+def prune_exports(out_dir: Path, keep: int, protect: frozenset[str] = frozenset()) -> list[str]:
+    """Delete all but the newest ``keep`` export snapshots in ``out_dir`` (folders named by export id, which
+    starts with its UTC time) and their zips, sparing ``protect``ed ids (what model versions were trained on),
+    plus the leftovers of crashed exports; returns what was deleted."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    snapshots = sorted(p for p in out_dir.iterdir() if p.is_dir() and (p / "manifest.json").is_file())
+    zips = sorted(out_dir.glob("*.zip"))
+    removed = []
+    for path in snapshots[:-keep or None] if keep else snapshots:
+        if path.name not in protect:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    for path in zips[:-keep or None] if keep else zips:
+        path.unlink(missing_ok=True)
+        removed.append(path.name)
+    for path in out_dir.glob(".tmp-*"):  # an export that crashed; live ones are seconds old
+        if time.time() - path.stat().st_mtime > 3600:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
 
 
 class DashboardHandlers:
@@ -118,62 +147,103 @@ class DashboardHandlers:
         return [{"name": f"{choice.name} (served)", "is_default": False, "created_at": predictor.meta.get(
             "created_at", ""), "trained_on_export_id": None, "metrics": predictor.meta.get("metrics")}]
 
-    def refresh(self, model: str | None):
+    def refresh(self, model: str | None, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Counts, agreement, versions table and the confusion matrices (newest models first, one image)."""
         from annotations import list_model_versions, stats
 
-        with user_errors():
+        who = require_role(self.ctx.identify(request, profile), "annotator", "see the dashboard")
+        with user_errors(who):
             with self.ctx.sessions() as s:
                 st, versions = stats(s), list_model_versions(s)
             registered = {str(Path(v["checkpoint_path"]).resolve()) for v in versions}
-            shown = self.served_version(model, registered) + versions
+            shown = self.served_version(model if who.is_admin else None, registered) + versions
         labels, annotators, md = stats_tables(st)
         plots = confusion_strip([(v["name"], _val(v["metrics"])) for v in shown
                                  if _val(v["metrics"]) and "confusion_matrix" in _val(v["metrics"])])
         return labels, annotators, md, version_rows(shown), plots
 
-    def export(self):
-        """Write a snapshot of the labelled posts and hand it to the browser as a zip."""
-        from annotations import export_snapshot
+    def export(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Write a snapshot of the corrected posts and hand it to the browser as a zip (admins only). Snapshot
+        and zip stay in ``<data>/exports``, which keeps the newest ``exports_keep`` of each."""
+        from gradio.processing_utils import save_file_to_cache
+        from gradio.utils import get_upload_folder
 
-        with user_errors():
+        from annotations import export_snapshot, list_model_versions
+
+        who = require_role(self.ctx.identify(request, profile), "admin", "export")
+        out = self.ctx.settings.data_dir / "exports"
+        with user_errors(who):
             with self.ctx.sessions.begin() as s:
-                manifest = export_snapshot(s, self.ctx.settings.data_dir)
-        out = WORK_DIR / "exports"
-        out.mkdir(parents=True, exist_ok=True)
-        zip_path = shutil.make_archive(str(out / f"mmsa-export-{manifest['export_id']}"), "zip", manifest["path"])
+                manifest = export_snapshot(s, self.ctx.settings.data_dir, out)
+                protect = frozenset(v["trained_on_export_id"] for v in list_model_versions(s)
+                                    if v["trained_on_export_id"])
+        zip_path = shutil.make_archive(str(out / manifest["export_id"]), "zip", manifest["path"])
+        if self.ctx.retrain.status().state != "running":  # a running retrain may be reading its snapshot
+            prune_exports(out, self.ctx.settings.exports_keep, protect | {manifest["export_id"]})
         counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
         md = (f"Exported **{manifest['n_posts']}** labelled posts with every annotator's labels: "
               f"**{manifest['n_rows']}** with a final label ({counts}), {manifest['n_adjudicated']} adjudicated, "
               f"{manifest['n_ties']} ties kept ({manifest['n_without_final_label']} still unresolved) as "
-              f"`{manifest['export_id']}` · saved under `{manifest['path']}`")
-        return zip_path, md
+              f"{md_escape(manifest['export_id'])} · kept in the data folder's exports/ "
+              f"(the newest {self.ctx.settings.exports_keep})")
+        return save_file_to_cache(zip_path, get_upload_folder()), md  # Gradio serves (and cleans) its copy
 
-    def start_retrain(self, force: bool):
-        """Start retraining in the background -> (status, the polling timer switched on)."""
+    def start_retrain(self, force: bool, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Start retraining in the background (admins only; one at a time, then a cool-down) -> (status, the
+        polling timer switched on)."""
+        who = require_role(self.ctx.identify(request, profile), "admin", "retrain")
         settings = self.ctx.settings
         if not (settings.mvsa_dir / "posts.csv").is_file():
             raise user_error(f"Retraining needs MVSA-Single at {settings.mvsa_dir} (posts.csv + images/): "
-                             "set MMSA_MVSA_DIR to its folder")
-        with user_errors():  # retrain the model the app serves by default
+                             "set MMSA_MVSA_DIR to its folder", reveal_paths=who.is_admin)
+        refusal = retrain_gate(self.ctx.retrain.status(), time.time(), self.ctx.retrain.cooldown_s)
+        if refusal:
+            raise user_error(refusal)
+        with user_errors(who):  # retrain the model the app serves by default
             base = resolve_choice("", self.ctx.model_choices()).path
         started = self.ctx.retrain.start(db_url=self.ctx.db_url, data_dir=str(settings.data_dir),
                                          base_checkpoint=base, mvsa_dir=str(settings.mvsa_dir), force=bool(force))
-        st = self.ctx.retrain.status()
-        note = "" if started else " (already running: not started again)"
-        return status_markdown(st) + note, gr.Timer(active=True)
+        if not started:  # another click won the race
+            raise user_error(retrain_gate(self.ctx.retrain.status(), time.time(), self.ctx.retrain.cooldown_s)
+                             or "A retrain is running")
+        return status_markdown(self.ctx.retrain.status()), gr.Timer(active=True)
 
-    def retrain_status(self):
+    def retrain_status(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """The job's status, its before/after table when done, and the polling timer on while it runs."""
         st = self.ctx.retrain.status()
         rows = before_after_rows(st.report) if st.state == "done" and st.report else []
-        return status_markdown(st), rows, gr.Timer(active=st.state == "running")
+        md = status_markdown(st)
+        if request is not None and not self.ctx.identify(request, profile).is_admin:
+            md = redact_paths(md)
+        return md, rows, gr.Timer(active=st.state == "running")
 
-    def poll_retrain(self):
-        """``retrain_status`` plus, once a promoted model is ready, the model menu moved onto it."""
+    def poll_retrain(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """``retrain_status`` plus, once a promoted model is ready, the model menu moved onto it (admins)."""
         st = self.ctx.retrain.status()
         menu = gr.skip()
-        if st.state == "done" and (st.report or {}).get("promoted"):
+        admin = request is None or self.ctx.identify(request, profile).is_admin
+        if st.state == "done" and (st.report or {}).get("promoted") and admin:
             choices = self.ctx.model_choices()
             menu = gr.Dropdown(choices=[(c.label, c.path) for c in choices], value=choices[0].path)
-        return (*self.retrain_status(), menu)
+        return (*self.retrain_status(request, profile), menu)
+
+    def serve_model(self, model: str | None, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Make the selected model the one served to everyone (admins only): registers it as a model version
+        when it is a plain file, then marks it the default -> (confirmation, refreshed menu)."""
+        from annotations import list_model_versions, register_model_version, set_default_model
+
+        who = require_role(self.ctx.identify(request, profile), "admin", "choose the model served to everyone")
+        with user_errors(who):
+            choice = resolve_choice(model or "", self.ctx.model_choices())
+            with self.ctx.sessions.begin() as s:
+                versions = list_model_versions(s)
+                same = [v for v in versions if str(Path(v["checkpoint_path"]).resolve()) == choice.path]
+                if same:
+                    name = set_default_model(s, same[0]["name"])["name"]
+                else:
+                    taken = {v["name"] for v in versions}
+                    name = choice.name if choice.name not in taken else f"{choice.name}-{int(time.time())}"
+                    name = register_model_version(s, name, choice.path, make_default=True)["name"]
+            choices = self.ctx.model_choices()
+        menu = gr.Dropdown(choices=[(c.label, c.path) for c in choices], value=choices[0].path)
+        return f"✓ Everyone is now served **{md_escape(name)}**.", menu

@@ -2,9 +2,25 @@
 from __future__ import annotations
 
 import math
+import string
 from typing import Any
 
 WORD_VIEWS = ("attribution (integrated gradients)", "attention (fusion head)")
+
+
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+_MD_PUNCTUATION = frozenset(string.punctuation) - set(_HTML)
+
+
+def md_escape(text: Any) -> str:
+    """Any user-typed string, made literal inside Markdown: HTML characters become entities, every other ASCII
+    punctuation mark is backslash-escaped (so ``[x](javascript:…)``, ``![](http://…)``, ``**``, ``#`` and bare
+    URLs stay text), and line breaks become spaces (no new block can start). Use it for every name, note and
+    text that goes into a ``gr.Markdown``; Markdown escaping is not HTML escaping, and this does both."""
+    out = []
+    for ch in str(text).replace("\r\n", " ").replace("\n", " ").replace("\r", " "):
+        out.append(_HTML.get(ch) or ("\\" + ch if ch in _MD_PUNCTUATION else ch))
+    return "".join(out)
 
 
 def highlight_words(pairs: list[tuple[str, float]] | None, signed: bool) -> list[tuple[str, float | None]]:
@@ -82,7 +98,7 @@ def word_faithfulness_markdown(faith: dict, computed: bool = True) -> str:
 
 def timing_markdown(model: str, predict_ms: float | None = None, explain_ms: float | None = None,
                     faithfulness_ms: float | None = None) -> str:
-    parts = [f"model `{model}`"]
+    parts = [f"model {md_escape(model)}"]
     for name, ms in (("prediction", predict_ms), ("explanation", explain_ms), ("faithfulness pass", faithfulness_ms)):
         if ms is not None:
             parts.append(f"{name} {ms:.0f} ms")
@@ -90,7 +106,7 @@ def timing_markdown(model: str, predict_ms: float | None = None, explain_ms: flo
 
 
 def notes_markdown(notes: list[str] | tuple[str, ...]) -> str:
-    return "\n".join(f"- {n}" for n in notes) if notes else ""
+    return "\n".join(f"- {md_escape(n)}" for n in notes) if notes else ""
 
 
 def history_rows(rows: list[dict]) -> list[list[Any]]:
@@ -106,5 +122,5 @@ def progress_markdown(name: str, counts: dict, strategy: str) -> str:
     """``annotations.progress`` -> one line: done, skipped and remaining (skips are not done)."""
     total = counts["total"]
     pct = 100 * (counts["done"] + counts["skipped"]) / total if total else 100.0
-    return (f"**{name}**: {counts['done']} done · {counts['skipped']} skipped · {counts['remaining']} remaining "
-            f"({pct:.0f}% of {total} posts seen) · queue `{strategy}`")
+    return (f"**{md_escape(name)}**: {counts['done']} done · {counts['skipped']} skipped · {counts['remaining']} "
+            f"remaining ({pct:.0f}% of {total} posts seen) · queue {md_escape(strategy)}")

@@ -1,6 +1,7 @@
 """The "retrain now" button: ``mmsa_core.retrain.run_retrain`` in a background thread, polled by the Dashboard.
 
-One job at a time per app; the page can be closed and reopened while it runs.
+One job at a time per app, and a cool-down after each (``retrain_gate``); the page can be closed and reopened
+while it runs.
 """
 from __future__ import annotations
 
@@ -33,13 +34,28 @@ class JobStatus:
     report: dict | None = None
     error: str | None = None
     started: float = field(default_factory=time.time)
+    finished: float | None = None  # when the last run ended (done or failed)
+
+
+def retrain_gate(status: JobStatus, now: float, cooldown_s: float) -> str | None:
+    """None when a retrain may start now; else why not: one is running, or the last one ended less than
+    ``cooldown_s`` ago (a retrain costs about half an hour of CPU and several GB of memory)."""
+    if status.state == "running":
+        return f"A retrain is running (started {time.strftime('%H:%M:%S UTC', time.gmtime(status.started))}): " \
+               "wait for it to finish"
+    if status.finished is not None and now < status.finished + cooldown_s:
+        ready = status.finished + cooldown_s
+        return (f"The last retrain ended at {time.strftime('%H:%M:%S UTC', time.gmtime(status.finished))}; the next "
+                f"can start at {time.strftime('%H:%M:%S UTC', time.gmtime(ready))} (in {int(ready - now) + 1} s)")
+    return None
 
 
 class RetrainJob:
     """Starts ``runner(**kwargs, progress=callback)`` in a thread and reports its progress and result."""
 
-    def __init__(self, runner: Callable[..., dict] | None = None):
+    def __init__(self, runner: Callable[..., dict] | None = None, cooldown_s: float = 0.0):
         self._runner = runner
+        self.cooldown_s = cooldown_s
         self._status = JobStatus()
         self._lock = threading.Lock()
 
@@ -48,11 +64,11 @@ class RetrainJob:
             return JobStatus(**vars(self._status))
 
     def start(self, **kwargs) -> bool:
-        """Start a run; False when one is already running."""
+        """Start a run; False when ``retrain_gate`` says no (one is running, or the cool-down is not over)."""
         with self._lock:
-            if self._status.state == "running":
+            if retrain_gate(self._status, time.time(), self.cooldown_s) is not None:
                 return False
-            self._status = JobStatus(state="running", desc="starting")
+            self._status = JobStatus(state="running", desc="starting", finished=self._status.finished)
         threading.Thread(target=self._run, kwargs=kwargs, name="retrain", daemon=True).start()
         return True
 
@@ -68,9 +84,11 @@ class RetrainJob:
             log.exception("retraining failed")
             with self._lock:
                 self._status.state, self._status.error = "failed", f"{e.__class__.__name__}: {e}"
+                self._status.finished = time.time()
             return
         with self._lock:
             self._status.state, self._status.report, self._status.fraction = "done", report, 1.0
+            self._status.finished = time.time()
 
 
 def before_after_rows(report: dict) -> list[list]:

@@ -7,6 +7,13 @@
                      (a promoted retrain); without either, the shipped mmsa_core/weights/default.pt
     MMSA_MVSA_DIR    MVSA-Single, needed only by "retrain now" (default ../shared/data/mvsa-single)
     SPACE_ID         set by Hugging Face Spaces: turns on the sign-in button and the storage check
+    MMSA_ADMINS      on a Space: Hugging Face user names (comma-separated) who may export, retrain, pick the model
+    MMSA_ANNOTATORS  on a Space, when set: the only other Hugging Face users who may annotate
+    MMSA_LIMITS      "off": no rate limits, slow CAM methods for everyone, one shared model queue (benchmarks only)
+    MMSA_RATE_PREDICT, MMSA_RATE_EXPLAIN, MMSA_RATE_CORRECT   per-person limits, e.g. "60/minute"
+    MMSA_RETRAIN_COOLDOWN_S   seconds between the end of a retrain and the next start (default 600)
+    MMSA_EXPORTS_KEEP         export snapshots (and their zips) kept in <data>/exports (default 5)
+    MMSA_QUEUE_MAX            requests waiting in Gradio's queue before new ones are refused (default 64)
 """
 from __future__ import annotations
 
@@ -25,6 +32,13 @@ class AppSettings:
     checkpoint: str | None  # served unless the database has a default model version; None: the shipped one
     mvsa_dir: Path  # MVSA-Single for retraining
     space_id: str | None  # the Hugging Face Space this runs on, if any
+    admins: str | None = None  # MMSA_ADMINS: Hugging Face user names with the admin role, comma-separated
+    annotators: str | None = None  # MMSA_ANNOTATORS: when set, the only other users who may annotate on a Space
+    limits_enabled: bool = True  # rate limits and admin-only slow CAM methods (off only to benchmark without them)
+    rate_rules: tuple[tuple[str, str], ...] = ()  # (bucket, "60/minute") overrides of webapp.ratelimit's defaults
+    retrain_cooldown_s: float = 600.0  # after a retrain ends, the next may start this much later
+    exports_keep: int = 5  # snapshots and zips kept in <data>/exports
+    queue_max: int = 64  # Gradio queue size; beyond it new requests are refused at once
 
     @property
     def on_space(self) -> bool:
@@ -39,9 +53,15 @@ class AppSettings:
         if not data_dir:
             # On a Space, /data exists only when persistent storage is switched on: use it by default.
             data_dir = str(SPACE_PERSISTENT_DIR) if space_id and SPACE_PERSISTENT_DIR.is_dir() else "data"
+        rules = tuple((bucket, env[f"MMSA_RATE_{bucket.upper()}"]) for bucket in ("predict", "explain", "correct")
+                      if env.get(f"MMSA_RATE_{bucket.upper()}"))
         return cls(data_dir=Path(data_dir), db_url=env.get("MMSA_DB_URL") or None,
                    checkpoint=env.get("MMSA_CHECKPOINT") or None,
-                   mvsa_dir=Path(env.get("MMSA_MVSA_DIR") or DEFAULT_MVSA_DIR), space_id=space_id)
+                   mvsa_dir=Path(env.get("MMSA_MVSA_DIR") or DEFAULT_MVSA_DIR), space_id=space_id,
+                   admins=env.get("MMSA_ADMINS") or None, annotators=env.get("MMSA_ANNOTATORS") or None,
+                   limits_enabled=env.get("MMSA_LIMITS", "on").strip().lower() not in ("off", "0", "false", "no"),
+                   rate_rules=rules, retrain_cooldown_s=float(env.get("MMSA_RETRAIN_COOLDOWN_S") or 600),
+                   exports_keep=int(env.get("MMSA_EXPORTS_KEEP") or 5), queue_max=int(env.get("MMSA_QUEUE_MAX") or 64))
 
 
 def storage_warning(settings: AppSettings) -> str | None:

@@ -29,6 +29,9 @@ CAM_METHODS: dict[str, type] = {
     "ScoreCAM": ScoreCAM,  # gradient-free; one forward pass per channel, slow on a CPU
 }
 CLASS_AGNOSTIC = {"EigenCAM"}
+# One model pass per activation channel (ScoreCAM; ablation-style methods such as AblationCAM likewise): tens of
+# seconds on a CPU, so an app should not offer them to everyone.
+SLOW_CAM_METHODS = {"ScoreCAM"}
 
 # Gradient methods clear and fill the ``.grad`` of the model's trainable parameters (the library calls
 # ``zero_grad`` and ``backward``). Two explanations doing that at once on one model crash PyTorch (a

@@ -21,8 +21,16 @@ TABLES = {
 
 
 def fake_jpeg(seed: str) -> bytes:
-    """Bytes that start like a JPEG; the store only sniffs the format and hashes the content."""
-    return b"\xff\xd8\xff\xe0" + seed.encode() * 16
+    """A tiny real JPEG whose pixels come from `seed` (the store decodes what it stores): same seed, same bytes."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    pixels = hashlib.sha256(seed.encode()).digest()[:12]  # 2x2 RGB
+    out = io.BytesIO()
+    Image.frombytes("RGB", (2, 2), pixels).save(out, "JPEG", quality=95)
+    return out.getvalue()
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def attempt(sessions, fn, *args, **kw):
         (lambda s, p, pr: A.record_prediction(s, p + 999, "neutral", [0.2, 0.6, 0.2]), "No post with id"),
         (lambda s, p, pr: A.add_post(s, "x", "/no/such/image.jpg"), "Image file not found: /no/such/image.jpg"),
         (lambda s, p, pr: A.add_post(s, "x", b""), "Image is empty"),
-        (lambda s, p, pr: A.add_post(s, "x", b"not an image"), "Cannot tell the image format"),
+        (lambda s, p, pr: A.add_post(s, "x", b"not an image"), "not a JPEG, PNG, GIF or WebP"),
         (lambda s, p, pr: A.add_post(s, "  "), "needs text or an image"),
         (lambda s, p, pr: A.add_post(s, "x", text_label="good"), "Unknown label 'good'"),
         (lambda s, p, pr: A.history(s, annotator=" "), "Annotator name must be a non-empty"),

@@ -16,7 +16,7 @@ from annotations.models import Base
 def test_empty_database_to_head_matches_models(db_url):
     engine = A.create_engine_from_url(db_url)
     assert A.current_revision(engine) is None
-    assert A.init_db(engine) == A.head_revision() == "0004"
+    assert A.init_db(engine) == A.head_revision() == "0005"
     assert A.init_db(engine) == A.head_revision()  # idempotent
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)

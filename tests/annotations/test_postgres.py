@@ -141,3 +141,40 @@ def test_pg_one_active_job_even_when_two_replicas_start_at_once(pg):
     with ThreadPoolExecutor(4) as pool:
         started = [j for j in pool.map(start, ["a", "b", "c", "d"]) if j is not None]
     assert len(started) == 1  # the partial unique index lets exactly one through
+
+
+def test_pg_keeps_uploaded_images_in_the_database(pg, data_dir, monkeypatch):
+    """With PostgreSQL the bytes go into image_blobs by default: a wiped data folder loses no image."""
+    from pathlib import Path
+
+    from annotations.blobs import restore_images
+    from tests.annotations.conftest import fake_jpeg
+
+    monkeypatch.delenv("MMSA_IMAGES_IN_DB", raising=False)
+    A.init_db(pg)
+    sessions = A.create_sessionmaker(pg)
+    with sessions.begin() as s:
+        first = A.add_post(s, "restart me", fake_jpeg("pg-a"), data_dir=data_dir)
+        A.add_post(s, "me too", fake_jpeg("pg-b"), data_dir=data_dir)
+        A.add_post(s, "same image again", fake_jpeg("pg-a"), data_dir=data_dir)  # one blob per image
+        A.save_correction(s, first, "ana", "positive")
+    for path in (data_dir / "images").rglob("*.jpg"):
+        path.unlink()  # the Space restarted
+    with sessions.begin() as s:
+        assert s.execute(text("SELECT count(*) FROM image_blobs")).scalar() == 2
+        assert restore_images(s, data_dir) == 2
+        got = A.get_post(s, first, data_dir)
+        assert Path(got["image_path"]).read_bytes() == fake_jpeg("pg-a")
+        assert A.current_labels(s, first) == {"ana": "positive"}
+
+
+def test_pg_schema_matches_models(pg):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from annotations.models import Base
+
+    A.init_db(pg)
+    with pg.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diffs == []

@@ -56,7 +56,7 @@ def server(ctx) -> Iterator[str]:
     import app
 
     demo = app.build_demo(ctx)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_kwargs(ctx))
+    url = app.serve(demo, ctx, quiet=True)
     yield url
     demo.close()
 

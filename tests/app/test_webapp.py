@@ -190,15 +190,6 @@ def test_on_a_space_the_app_offers_sign_in_and_warns_about_storage(tmp_path, che
     assert not (tmp_path / "data").exists()  # still nothing written
 
 
-def test_signed_in_name_locks_the_annotator_field():
-    import types
-
-    from webapp.auth import signed_in_name
-
-    assert signed_in_name(types.SimpleNamespace(username="ana")).value == "ana"
-    assert signed_in_name(None).interactive is True
-
-
 def test_explanations_take_turns_predictions_do_not():
     from concurrent.futures import ThreadPoolExecutor
 
