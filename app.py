@@ -195,19 +195,22 @@ def _dashboard_tab(dash: DashboardHandlers, model, tab: gr.Tab) -> None:
             export_md = gr.Markdown(label="export_summary")
             download = gr.File(label="Snapshot (zip)", height=100)
         with gr.Column():
-            retrain = gr.Button("Retrain now (admins)", variant="primary", elem_id="dashboard-retrain")
-            force = gr.Checkbox(False, label="Promote even if val gets worse")
-            retrain_md = gr.Markdown(label="retrain_status")
+            with gr.Row():
+                retrain = gr.Button("Retrain now (admins)", variant="primary", elem_id="dashboard-retrain")
+                cancel = gr.Button("Cancel retrain", elem_id="dashboard-retrain-cancel")
+            force = gr.Checkbox(False, label="Promote even if it is worse on the audit set or val")
+            retrain_md = gr.HTML(elem_id="dashboard-retrain-status")
         with gr.Column():
             serve = gr.Button("Serve the selected model to everyone (admins)", elem_id="dashboard-serve")
             serve_md = gr.Markdown(label="serve_status", latex_delimiters=NO_LATEX)
-    before_after = gr.Dataframe(headers=TABLE_HEADERS, label="Before / after (val)", interactive=False)
+    before_after = gr.Dataframe(headers=TABLE_HEADERS, label="Last retrain: before / after", interactive=False)
     timer = gr.Timer(2.0, active=False)
 
     stats_outputs = [labels, annotators, summary, versions, plots]
     gr.on([refresh.click, tab.select], dash.refresh, model, stats_outputs, api_name="dashboard")
     export.click(dash.export, None, [download, export_md], api_name="export")
     retrain.click(dash.start_retrain, force, [retrain_md, timer], api_name="retrain")
+    cancel.click(dash.cancel_retrain, None, [retrain_md, timer], api_name="cancel_retrain")
     serve.click(dash.serve_model, model, [serve_md, model], api_name="serve_model")
     timer.tick(dash.poll_retrain, None, [retrain_md, before_after, timer, model], api_visibility="private")
     tab.select(dash.retrain_status, None, [retrain_md, before_after, timer], api_visibility="private")

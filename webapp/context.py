@@ -8,7 +8,7 @@ from .examples import load_examples, seed_examples
 from .identity import AccessControl, Identity, client_address, decide_mode
 from .models import ModelChoice, PredictorCache, list_model_choices, resolve_choice
 from .ratelimit import RateLimits
-from .retrain_job import RetrainJob
+from .retrain_job import RetrainJobs
 from .settings import AppSettings
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ class AppContext:
     def __init__(self, settings: AppSettings | None = None, seed: bool = True):
         self.settings = settings or AppSettings.from_env()
         self.models = PredictorCache()
-        self.retrain = RetrainJob(cooldown_s=self.settings.retrain_cooldown_s)
+        self.retrain = RetrainJobs(self)  # a job in the database, run by its own process
         self.limits = RateLimits(dict(self.settings.rate_rules), enabled=self.settings.limits_enabled)
         self.seed = seed  # put the example posts into an empty database
         self._sessions = None

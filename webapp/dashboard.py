@@ -4,6 +4,7 @@ are for admins."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import shutil
@@ -19,7 +20,7 @@ from .formatting import md_escape
 from .identity import require_role
 from .inputs import redact_paths, user_error, user_errors
 from .models import resolve_choice
-from .retrain_job import before_after_rows, retrain_gate, status_markdown
+from .retrain_job import before_after_rows, plan_line, status_html
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class DashboardHandlers:
                 protect = frozenset(v["trained_on_export_id"] for v in list_model_versions(s)
                                     if v["trained_on_export_id"])
         zip_path = shutil.make_archive(str(out / manifest["export_id"]), "zip", manifest["path"])
-        if self.ctx.retrain.status().state != "running":  # a running retrain may be reading its snapshot
+        if not self.ctx.retrain.running():  # a running retrain may be reading its snapshot
             prune_exports(out, self.ctx.settings.exports_keep, protect | {manifest["export_id"]})
         counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
         md = (f"Exported **{manifest['n_posts']}** labelled posts with every annotator's labels: "
@@ -189,40 +190,55 @@ class DashboardHandlers:
         return save_file_to_cache(zip_path, get_upload_folder()), md  # Gradio serves (and cleans) its copy
 
     def start_retrain(self, force: bool, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        """Start retraining in the background (admins only; one at a time, then a cool-down) -> (status, the
-        polling timer switched on)."""
+        """Queue a retrain run by its own process (admins only; one at a time, then a cool-down) -> (status,
+        the polling timer switched on)."""
+        from annotations.jobs import JobBusy
+
         who = require_role(self.ctx.identify(request, profile), "admin", "retrain")
-        settings = self.ctx.settings
-        if not (settings.mvsa_dir / "posts.csv").is_file():
-            raise user_error(f"Retraining needs MVSA-Single at {settings.mvsa_dir} (posts.csv + images/): "
-                             "set MMSA_MVSA_DIR to its folder", reveal_paths=who.is_admin)
-        refusal = retrain_gate(self.ctx.retrain.status(), time.time(), self.ctx.retrain.cooldown_s)
-        if refusal:
-            raise user_error(refusal)
         with user_errors(who):  # retrain the model the app serves by default
             base = resolve_choice("", self.ctx.model_choices()).path
-        started = self.ctx.retrain.start(db_url=self.ctx.db_url, data_dir=str(settings.data_dir),
-                                         base_checkpoint=base, mvsa_dir=str(settings.mvsa_dir), force=bool(force))
-        if not started:  # another click won the race
-            raise user_error(retrain_gate(self.ctx.retrain.status(), time.time(), self.ctx.retrain.cooldown_s)
-                             or "A retrain is running")
-        return status_markdown(self.ctx.retrain.status()), gr.Timer(active=True)
+        try:
+            job = self.ctx.retrain.start(who.name, bool(force), base)
+        except JobBusy as e:  # a second click, another admin, another replica: say what is running
+            raise user_error(str(e)) from None
+        except OSError as e:
+            raise user_error(f"The retraining process could not start: {e}", reveal_paths=who.is_admin) from e
+        return status_html(job), gr.Timer(active=True)
+
+    def cancel_retrain(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Ask the running retrain to stop (admins only); the current model keeps serving."""
+        require_role(self.ctx.identify(request, profile), "admin", "cancel a retrain")
+        job = self.ctx.retrain.cancel()
+        if job is None:
+            raise user_error("No retrain is running")
+        return status_html(job), gr.Timer(active=True)
 
     def retrain_status(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        """The job's status, its before/after table when done, and the polling timer on while it runs."""
-        st = self.ctx.retrain.status()
-        rows = before_after_rows(st.report) if st.state == "done" and st.report else []
-        md = status_markdown(st)
+        """The latest job's progress bar or outcome, what a retrain would train on, its before/after table
+        when done, and the polling timer on while it runs."""
+        job = self.ctx.retrain.latest()
+        active = bool(job) and job["state"] in ("queued", "running")
+        rows = before_after_rows(job["report"]) if job and job["state"] == "done" else []
+        md = status_html(job)
+        if not active:
+            md += f"<p>{html.escape(self._plan())}</p>"
         if request is not None and not self.ctx.identify(request, profile).is_admin:
             md = redact_paths(md)
-        return md, rows, gr.Timer(active=st.state == "running")
+        return md, rows, gr.Timer(active=active)
+
+    def _plan(self) -> str:
+        from annotations import stats
+
+        with self.ctx.sessions() as s:
+            n = stats(s)["n_labelled_posts"]
+        return plan_line((self.ctx.settings.mvsa_dir / "posts.csv").is_file(), n)
 
     def poll_retrain(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """``retrain_status`` plus, once a promoted model is ready, the model menu moved onto it (admins)."""
-        st = self.ctx.retrain.status()
+        job = self.ctx.retrain.latest()
         menu = gr.skip()
         admin = request is None or self.ctx.identify(request, profile).is_admin
-        if st.state == "done" and (st.report or {}).get("promoted") and admin:
+        if job and job["state"] == "done" and (job["report"] or {}).get("promoted") and admin:
             choices = self.ctx.model_choices()
             menu = gr.Dropdown(choices=[(c.label, c.path) for c in choices], value=choices[0].path)
         return (*self.retrain_status(request, profile), menu)

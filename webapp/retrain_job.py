@@ -1,120 +1,137 @@
-"""The "retrain now" button: ``mmsa_core.retrain.run_retrain`` in a background thread, polled by the Dashboard.
+"""The "Retrain now" button: a job in the database, run by a process of its own.
 
-One job at a time per app, and a cool-down after each (``retrain_gate``); the page can be closed and reopened
-while it runs.
+The web process only queues the job (``annotations.jobs``: one active job, then a cool-down) and starts
+``python -m mmsa_core.retrain --job ID``, which reports its stage, progress, ETA and heartbeat to the job's
+row and watches it for Cancel. So training never runs inside the web process, the job survives an app
+restart, and every replica of the app over one database shows the same job. The worker's log goes to
+``<data>/jobs/job-<id>.log``.
 """
 from __future__ import annotations
 
+import html
 import logging
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+KIND = "retrain"
+REPO = Path(__file__).resolve().parents[1]
 METRICS = (("accuracy", "accuracy (%)"), ("weighted_f1", "weighted F1 (%)"), ("macro_f1", "macro F1 (%)"),
            ("neutral_recall", "neutral recall"))
-TABLE_HEADERS = ["val metric", "before", "after", "change"]
+TABLE_HEADERS = ["judged on", "metric", "before", "after", "change"]
+SETS = (("audit", "audit set (database labels, never trained on)"), ("val", "MVSA-Single val"))
 
 
-def _default_runner() -> Callable[..., dict]:
-    try:
-        from mmsa_core.retrain import run_retrain
-    except ImportError as e:
-        raise RuntimeError("Retraining is not available in this build (mmsa_core.retrain is missing)") from e
-    return run_retrain
+def launch_worker(job_id: int, db_url: str, data_dir: Path, mvsa_dir: Path) -> subprocess.Popen:
+    """Start the worker in a new session (it outlives an app restart). The database URL travels in the
+    environment, not on the command line, so a password in it does not show in ``ps``."""
+    log_path = data_dir / "jobs" / f"job-{job_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MMSA_DB_URL": db_url, "MMSA_DATA_DIR": str(data_dir), "TQDM_DISABLE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    with open(log_path, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "mmsa_core.retrain", "--job", str(job_id),
+                                 "--mvsa-dir", str(mvsa_dir)], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-@dataclass
-class JobStatus:
-    state: str = "idle"  # idle | running | done | failed
-    fraction: float = 0.0
-    desc: str = ""
-    report: dict | None = None
-    error: str | None = None
-    started: float = field(default_factory=time.time)
-    finished: float | None = None  # when the last run ended (done or failed)
+class RetrainJobs:
+    """Queue, watch and cancel retraining jobs; ``launcher(job_id, db_url, data_dir, mvsa_dir)`` starts a worker."""
 
+    def __init__(self, ctx, launcher=launch_worker):
+        self.ctx, self.launcher = ctx, launcher
 
-def retrain_gate(status: JobStatus, now: float, cooldown_s: float) -> str | None:
-    """None when a retrain may start now; else why not: one is running, or the last one ended less than
-    ``cooldown_s`` ago (a retrain costs about half an hour of CPU and several GB of memory)."""
-    if status.state == "running":
-        return f"A retrain is running (started {time.strftime('%H:%M:%S UTC', time.gmtime(status.started))}): " \
-               "wait for it to finish"
-    if status.finished is not None and now < status.finished + cooldown_s:
-        ready = status.finished + cooldown_s
-        return (f"The last retrain ended at {time.strftime('%H:%M:%S UTC', time.gmtime(status.finished))}; the next "
-                f"can start at {time.strftime('%H:%M:%S UTC', time.gmtime(ready))} (in {int(ready - now) + 1} s)")
-    return None
+    def start(self, requested_by: str | None, force: bool, base_checkpoint: str) -> dict:
+        """Queue a job and start its worker; ``annotations.jobs.JobBusy`` when one is queued or running, or
+        the cool-down after the last one has not passed."""
+        from annotations.jobs import finish_job, start_job
 
-
-class RetrainJob:
-    """Starts ``runner(**kwargs, progress=callback)`` in a thread and reports its progress and result."""
-
-    def __init__(self, runner: Callable[..., dict] | None = None, cooldown_s: float = 0.0):
-        self._runner = runner
-        self.cooldown_s = cooldown_s
-        self._status = JobStatus()
-        self._lock = threading.Lock()
-
-    def status(self) -> JobStatus:
-        with self._lock:
-            return JobStatus(**vars(self._status))
-
-    def start(self, **kwargs) -> bool:
-        """Start a run; False when ``retrain_gate`` says no (one is running, or the cool-down is not over)."""
-        with self._lock:
-            if retrain_gate(self._status, time.time(), self.cooldown_s) is not None:
-                return False
-            self._status = JobStatus(state="running", desc="starting", finished=self._status.finished)
-        threading.Thread(target=self._run, kwargs=kwargs, name="retrain", daemon=True).start()
-        return True
-
-    def _progress(self, fraction: float, desc: str = "") -> None:
-        with self._lock:
-            self._status.fraction, self._status.desc = float(fraction), desc
-
-    def _run(self, **kwargs) -> None:
+        settings = self.ctx.settings
+        params = {"force": bool(force), "base": "auto", "base_checkpoint": base_checkpoint,
+                  "mvsa_dir": str(settings.mvsa_dir)}
+        with self.ctx.sessions.begin() as s:
+            job = start_job(s, KIND, requested_by, params, cooldown_s=settings.retrain_cooldown_s)
         try:
-            runner = self._runner or _default_runner()
-            report = runner(**kwargs, progress=self._progress)
-        except Exception as e:  # reported on the page; the app keeps serving
-            log.exception("retraining failed")
-            with self._lock:
-                self._status.state, self._status.error = "failed", f"{e.__class__.__name__}: {e}"
-                self._status.finished = time.time()
-            return
-        with self._lock:
-            self._status.state, self._status.report, self._status.fraction = "done", report, 1.0
-            self._status.finished = time.time()
+            self.launcher(job["job_id"], self.ctx.db_url, settings.data_dir, settings.mvsa_dir)
+        except OSError as e:  # the worker could not even start: say so on the job instead of leaving it queued
+            with self.ctx.sessions.begin() as s:
+                finish_job(s, job["job_id"], "failed", error=f"could not start the worker: {e}")
+            raise
+        log.info("retrain job #%d queued by %s", job["job_id"], requested_by)
+        return job
+
+    def latest(self) -> dict | None:
+        from annotations.jobs import latest_job
+
+        with self.ctx.sessions.begin() as s:
+            return latest_job(s, KIND)
+
+    def running(self) -> bool:
+        job = self.latest()
+        return bool(job) and job["state"] in ("queued", "running")
+
+    def cancel(self) -> dict | None:
+        """Ask the active job to stop (a queued one stops at once); None when nothing is running."""
+        from annotations.jobs import active_job, request_cancel
+
+        with self.ctx.sessions.begin() as s:
+            job = active_job(s, KIND)
+            return request_cancel(s, job["job_id"]) if job else None
 
 
-def before_after_rows(report: dict) -> list[list]:
-    """Old vs new val metrics of a retraining report."""
-    old, new = report["old"]["val"], report["new"]["val"]
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating the time left…"
+    return f"about {seconds / 60:.0f} min left" if seconds >= 90 else f"about {seconds:.0f} s left"
+
+
+def status_html(job: dict | None) -> str:
+    """The job as a progress bar with its stage and ETA, or its outcome. Every string is escaped."""
+    if job is None:
+        return "<p>No retraining has run yet.</p>"
+    e = html.escape
+    who = f" by {e(job['requested_by'])}" if job.get("requested_by") else ""
+    if job["state"] in ("queued", "running"):
+        pct = 100 * (job["progress"] or 0.0)
+        stage = job["stage"] or ("waiting for the worker to start" if job["state"] == "queued" else "starting")
+        cancel = " · <b>cancelling…</b>" if job.get("cancel_requested") else ""
+        return (f'<div class="retrain-job"><progress value="{pct:.1f}" max="100" style="width:100%"></progress>'
+                f"<p>Retraining #{job['job_id']}{who}: <b>{pct:.0f}%</b> · {e(stage)} · {_eta(job['eta_seconds'])}"
+                f"{cancel}</p></div>")
+    if job["state"] == "failed":
+        return f"<p>✗ Retraining #{job['job_id']}{who} failed: {e(job['error'] or 'unknown error')}</p>"
+    if job["state"] == "cancelled":
+        return f"<p>Retraining #{job['job_id']}{who} was cancelled; the current model keeps serving.</p>"
+    r = job.get("report") or {}
+    verdict = ("✓ promoted: the app now serves it by default" if r.get("promoted")
+               else "kept the current model")
+    impact = r.get("audit_impact") or {}
+    return (f"<p>Retrained <b>{e(str(r.get('model_version', '?')))}</b> on {e(str(r.get('data', '?')))} in "
+            f"{r.get('seconds', 0) / 60:.1f} min: {verdict} ({e(str(r.get('reason', '')))}). Audit posts: fixed "
+            f"{impact.get('fixed', 0)}, regressed {impact.get('regressed', 0)}, still wrong "
+            f"{impact.get('still_wrong', 0)} (of {impact.get('n', 0)}).</p>")
+
+
+def before_after_rows(report: dict | None) -> list[list]:
+    """Old vs new metrics on each judging set of a finished job's report."""
     rows = []
-    for key, name in METRICS:
-        a, b = old.get(key), new.get(key)
-        if a is None or b is None:
+    for key, where in SETS:
+        old, new = (report or {}).get("old", {}).get(key), (report or {}).get("new", {}).get(key)
+        if not old or not new:
             continue
-        rows.append([name, round(a, 3), round(b, 3), f"{b - a:+.3f}"])
+        for metric, name in METRICS:
+            a, b = old.get(metric), new.get(metric)
+            if a is not None and b is not None:
+                rows.append([f"{where} ({old.get('n', '?')} posts)", name, round(a, 3), round(b, 3), f"{b - a:+.3f}"])
     return rows
 
 
-def status_markdown(st: JobStatus) -> str:
-    if st.state == "idle":
-        return "No retraining has run since the app started."
-    if st.state == "running":
-        return f"… Retraining: {100 * st.fraction:.0f}% · {st.desc} · {time.time() - st.started:.0f} s"
-    if st.state == "failed":
-        return f"✗ Retraining failed: {st.error}"
-    r = st.report or {}
-    impact = r.get("correction_impact", {})
-    verdict = ("✓ promoted: the app now serves it by default" if r.get("promoted")
-               else "kept the old default: the new model lost on val")
-    return (f"Retrained **{r.get('model_version')}** on {r.get('n_corrections', '?')} corrections "
-            f"(export `{r.get('export_id')}`) in {r.get('seconds', 0):.0f} s — {verdict}. Corrected posts: "
-            f"fixed {impact.get('fixed', 0)}, still wrong {impact.get('still_wrong', 0)}, "
-            f"regressed {impact.get('regressed', 0)} (of {impact.get('n', 0)}).")
+def plan_line(base_available: bool, n_labels: int) -> str:
+    """What a retrain would train on, said before it starts."""
+    if base_available:
+        return f"Retraining uses MVSA-Single train + the {n_labels} labelled posts of the database."
+    return (f"Retraining uses the {n_labels} labelled posts of the database (MVSA-Single is not on this machine); "
+            "a fifth of them form the audit set that judges the new model.")

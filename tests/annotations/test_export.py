@@ -114,15 +114,15 @@ def test_csv_cells_cannot_run_as_formulas(sessions, data_dir):
     with sessions.begin() as s:
         post = A.add_post(s, "=HYPERLINK(\"http://evil\")", data_dir=data_dir)
         A.save_correction(s, post, "@ana", "positive", note="-1+1 caf\u00e9 \u2603")
-        A.save_correction(s, post, "bob", "positive", note="\tcmd")
+        A.save_correction(s, post, "bob", "positive", note="+cmd")
     _, path = export(sessions, data_dir)
     [row] = read_csv(path / "posts.csv")
     assert row["text"] == "'=HYPERLINK(\"http://evil\")"
     notes = {r["annotator"]: r["note"] for r in read_csv(path / "annotations.csv")}
-    assert notes == {"'@ana": "'-1+1 caf\u00e9 \u2603", "bob": "'\tcmd"}
+    assert notes == {"'@ana": "'-1+1 caf\u00e9 \u2603", "bob": "'+cmd"}
     assert (path / "posts.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM, for spreadsheets
     assert jsonl(path / "posts.jsonl")[post]["text"] == "=HYPERLINK(\"http://evil\")"  # JSONL keeps it as stored
-    assert [csv_cell(v) for v in (None, True, 3, "+x", "a=b")] == ["", "true", "3", "'+x", "a=b"]
+    assert [csv_cell(v) for v in (None, True, 3, "+x", "a=b", "\tx")] == ["", "true", "3", "'+x", "a=b", "'\tx"]
 
 
 def test_datasets_loads_the_imagefolder(sessions, data_dir, tmp_path, monkeypatch):

@@ -73,7 +73,13 @@ def test_import_cli(db_url, data_dir, mvsa):
 def test_import_with_labels_makes_them_the_annotators_labels(sessions, data_dir, tmp_path, jpeg, row_counts):
     images = tmp_path / "ours"
     images.mkdir()
-    (images / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"a" * 64)  # any image suffix is found
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), (10, 200, 30)).save(png, "PNG")
+    (images / "a.png").write_bytes(png.getvalue())  # any image suffix is found
     (images / "b.jpg").write_bytes(jpeg("b"))
     (images / "c.jpg").write_bytes(jpeg("c"))
     rows = [{"id": "a", "text": "so good", "label": "positive"}, {"id": "b", "text": "meh", "label": ""},

@@ -82,7 +82,8 @@ def test_pg_upgrade_from_0002_merges_duplicates(pg, data_dir, dup_rows, merged_c
     assert downgrade_db(pg, "0002") == "0002" and A.init_db(pg) == A.head_revision()
 
 
-def test_pg_review_export_and_set_aside(pg, data_dir, jpeg, tmp_path):
+def test_pg_review_export_and_set_aside(pg, data_dir, jpeg, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMSA_IMAGES_IN_DB", "0")  # no copy in the database: a lost file cannot come back
     A.init_db(pg)
     sessions = A.create_sessionmaker(pg)
     with sessions.begin() as s:

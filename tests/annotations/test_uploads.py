@@ -160,8 +160,10 @@ def test_repair_renames_disguised_images_and_removes_the_rest(sessions, engine, 
     orphan.write_text("<svg/>")
     with engine.begin() as conn:
         for i, sha in enumerate((sha_good, sha_evil), 1):
-            conn.execute(text("INSERT INTO posts (id, text, source, image_sha256, image_ext, created_at) VALUES "
-                              f"({i}, 'old {i}', 'upload', '{sha}', 'html', '2024-01-01 00:00:00')"))
+            content = A.content_sha256(sha, f"old {i}")
+            conn.execute(text("INSERT INTO posts (id, text, source, image_sha256, image_ext, content_sha256, "
+                              f"created_at) VALUES ({i}, 'old {i}', 'upload', '{sha}', 'html', '{content}', "
+                              "'2024-01-01 00:00:00')"))
     with sessions.begin() as s:
         assert repair_images(s, data_dir) == {"renamed": 1, "removed": 2}
     assert [p.suffix for p in files(data_dir)] == [".png"]

@@ -11,7 +11,7 @@ from gradio_client import Client, handle_file
 
 from annotations import history
 
-from .helpers import db_snapshot
+from .helpers import db_snapshot, fake_worker_launcher, wait_for
 
 PASSWORD = "a long enough password"
 ATTRIBUTION = "attribution (integrated gradients)"
@@ -73,6 +73,7 @@ def test_a_label_is_the_logged_in_accounts_whatever_name_it_carries(accounts_app
 @pytest.mark.parametrize("api_name, args, message", [
     ("/export", (), "Only admins can export"),
     ("/retrain", (True,), "Only admins can retrain"),
+    ("/cancel_retrain", (), "Only admins can cancel a retrain"),
     ("/serve_model", ("",), "Only admins can choose the model"),
     ("/explain", ("IMAGE", "a post", "", "ScoreCAM", 0.5, ATTRIBUTION, False), "Only admins can use ScoreCAM"),
 ])
@@ -97,8 +98,11 @@ def test_admins_export_and_only_the_newest_exports_are_kept(accounts_app):
     assert len(list(exports.glob("*.zip"))) == 2  # exports_keep=2
     assert len([p for p in exports.iterdir() if p.is_dir()]) == 2
     assert Path(get_upload_folder()).exists()  # the browser's copy lives in Gradio's cache (delete_cache)
-    with pytest.raises(Exception, match="Retraining needs MVSA-Single at /nonexistent/mvsa"):
-        root.predict(True, api_name="/retrain")  # admins see the path they must fix
+    ctx.retrain.launcher = fake_worker_launcher  # a worker process that only reports progress
+    status, _ = root.predict(True, api_name="/retrain")
+    assert "Retraining #" in status and "by root" in status
+    status, _ = root.predict(api_name="/cancel_retrain")
+    assert wait_for(lambda: ctx.retrain.latest()["state"] == "cancelled")
 
 
 def test_only_admins_pick_the_model(accounts_app, example):

@@ -81,9 +81,27 @@ def test_dashboard_and_export(client):
     assert zip_path.endswith(".zip") and "Exported" in md
 
 
-def test_retrain_without_mvsa_says_what_to_set(client):
-    with pytest.raises(Exception, match="MMSA_MVSA_DIR"):
-        client.predict(False, api_name="/retrain")
+def test_retrain_runs_as_a_job_of_its_own_one_at_a_time_and_cancel_stops_it(client, ctx, example, monkeypatch):
+    from annotations import list_model_versions
+
+    from .helpers import fake_worker_launcher, wait_for
+
+    monkeypatch.setattr(ctx.retrain, "launcher", fake_worker_launcher)  # a worker process that only reports
+    with ctx.sessions() as s:
+        versions = list_model_versions(s)
+    status, _ = client.predict(False, api_name="/retrain")
+    assert "Retraining #" in status
+    with pytest.raises(Exception, match="already (queued|running)"):
+        client.predict(False, api_name="/retrain")  # a second click says what is running
+    wait_for(lambda: (ctx.retrain.latest() or {}).get("progress", 0) > 0.01)  # the worker process reports
+    label, _ = client.predict(handle_file(example[0]), example[1], "", api_name="/predict")  # the app serves on
+    status, _ = client.predict(api_name="/cancel_retrain")
+    assert "cancelling" in status or "cancelled" in status
+    assert wait_for(lambda: ctx.retrain.latest()["state"] == "cancelled")
+    with ctx.sessions() as s:
+        assert list_model_versions(s) == versions  # nothing registered: the current model keeps serving
+    with pytest.raises(Exception, match="No retrain is running"):
+        client.predict(api_name="/cancel_retrain")
 
 
 def test_the_documented_client_example_works(client, example):

@@ -1,7 +1,6 @@
 """Who acts and what they may do, without a server: modes, identities, roles, limits, escaping, redaction."""
 from __future__ import annotations
 
-import time
 import types
 
 import gradio as gr
@@ -11,7 +10,6 @@ from webapp.formatting import md_escape
 from webapp.identity import AccessControl, Identity, client_address, decide_mode, require_role
 from webapp.inputs import check_post_id, redact_paths, user_errors
 from webapp.ratelimit import RateLimits
-from webapp.retrain_job import JobStatus, RetrainJob, retrain_gate
 
 PASSWORD = "a long enough password"
 
@@ -125,26 +123,6 @@ def test_rate_limits_key_people_by_name_and_visitors_by_address():
     proxied = request({"x-forwarded-for": "203.0.113.9, 10.0.0.1"}, host="10.0.0.1")
     assert client_address(proxied, behind_proxy=True) == "203.0.113.9"
     assert client_address(proxied, behind_proxy=False) == "10.0.0.1"  # not behind a Space: never trust the header
-
-
-def test_retrain_gate_one_at_a_time_then_a_cool_down():
-    assert retrain_gate(JobStatus(), now=1000.0, cooldown_s=600) is None
-    assert "running" in retrain_gate(JobStatus(state="running"), 1000.0, 600)
-    done = JobStatus(state="done", finished=1000.0)
-    assert "can start at" in retrain_gate(done, 1300.0, 600) and retrain_gate(done, 1601.0, 600) is None
-    job = RetrainJob(lambda progress=None, **kw: {}, cooldown_s=60)
-    assert job.start()
-    for _ in range(50):
-        if job.status().state == "done":
-            break
-        time.sleep(0.05)
-    assert job.status().finished is not None and not job.start()  # cooling down
-
-
-@pytest.mark.parametrize("value", [1.5, "abc", "1", 2**63, 0, -3, True, None, [1], float("nan")])
-def test_post_ids_must_be_whole_numbers_in_range(value):
-    with pytest.raises(gr.Error, match="Post id must be"):
-        check_post_id(value)
 
 
 def test_post_ids_that_are_whole_numbers_pass():

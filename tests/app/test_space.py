@@ -77,6 +77,7 @@ ANONYMOUS_WRITES = [
     ("/dashboard", lambda ex: ("",), "Sign in to see the dashboard"),
     ("/export", lambda ex: (), "Sign in to export"),
     ("/retrain", lambda ex: (True,), "Sign in to retrain"),
+    ("/cancel_retrain", lambda ex: (), "Sign in to cancel a retrain"),
     ("/serve_model", lambda ex: ("",), "Sign in to choose the model"),
     ("/explain", lambda ex: (handle_file(ex[0]), ex[1], "", "ScoreCAM", 0.5, "attribution (integrated gradients)",
                              False), "Sign in to use ScoreCAM"),

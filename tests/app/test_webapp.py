@@ -11,7 +11,7 @@ from webapp.analyze import conflict_score
 from webapp.formatting import highlight_words, word_view
 from webapp.hotkeys import HOTKEYS, HOTKEYS_JS
 from webapp.models import ModelUnavailable, list_model_choices, resolve_choice
-from webapp.retrain_job import RetrainJob, before_after_rows, status_markdown
+from webapp.retrain_job import before_after_rows, status_html
 from webapp.settings import AppSettings, storage_warning
 
 
@@ -65,43 +65,47 @@ def test_hotkeys_cover_labels_skip_undo_and_ignore_text_fields():
     assert "TEXTAREA" in HOTKEYS_JS and "INPUT" in HOTKEYS_JS and "offsetParent" in HOTKEYS_JS
 
 
-def test_retrain_job_runs_in_the_background_and_reports():
-    release = threading.Event()
-
-    def fake_retrain(progress=None, **kwargs):
-        progress(0.5, desc="training")
-        release.wait(5)
-        return {"old": {"val": {"accuracy": 70.0, "weighted_f1": 69.0}},
-                "new": {"val": {"accuracy": 71.0, "weighted_f1": 68.5}}, "promoted": False,
-                "model_version": "retrain-x", "correction_impact": {"fixed": 2, "n": 3}, "seconds": 1.0}
-
-    job = RetrainJob(fake_retrain)
-    assert job.start(force=False)
-    time.sleep(0.2)
-    assert job.status().state == "running" and not job.start()  # one at a time
-    assert "50%" in status_markdown(job.status())
-    release.set()
-    for _ in range(50):
-        if job.status().state != "running":
-            break
-        time.sleep(0.1)
-    st = job.status()
-    assert st.state == "done" and "kept the old default" in status_markdown(st)
-    assert before_after_rows(st.report) == [["accuracy (%)", 70.0, 71.0, "+1.000"],
-                                            ["weighted F1 (%)", 69.0, 68.5, "-0.500"]]
+def test_retrain_status_shows_progress_eta_and_outcome_escaped():
+    running = {"job_id": 7, "state": "running", "progress": 0.42, "stage": "training member 2/3 <b>",
+               "eta_seconds": 150.0, "requested_by": "ana<script>", "cancel_requested": False}
+    shown = status_html(running)
+    assert 'value="42.0"' in shown and "42%" in shown and "about 2 min left" in shown
+    assert "<script>" not in shown and "&lt;b&gt;" in shown  # stages and names are text
+    report = {"old": {"audit": {"n": 20, "accuracy": 70.0, "weighted_f1": 69.0}, "val": None},
+              "new": {"audit": {"n": 20, "accuracy": 75.0, "weighted_f1": 68.5}, "val": None}, "promoted": False,
+              "model_version": "retrain-x", "reason": "worse on audit", "data": "12 database labels",
+              "audit_impact": {"fixed": 2, "regressed": 1, "still_wrong": 3, "n": 20}, "seconds": 90.0}
+    done = {**running, "state": "done", "report": report}
+    assert "kept the current model" in status_html(done) and "worse on audit" in status_html(done)
+    assert before_after_rows(report) == [
+        ["audit set (database labels, never trained on) (20 posts)", "accuracy (%)", 70.0, 75.0, "+5.000"],
+        ["audit set (database labels, never trained on) (20 posts)", "weighted F1 (%)", 69.0, 68.5, "-0.500"]]
+    assert "failed: no labels" in status_html({**running, "state": "failed", "error": "no labels"})
+    assert "keeps serving" in status_html({**running, "state": "cancelled"})
 
 
-def test_retrain_job_reports_a_failure():
-    def broken(progress=None, **kwargs):
-        raise ValueError("no corrections yet")
+def test_dashboard_poll_moves_the_model_menu_to_a_promoted_model(tmp_path, checkpoint):
+    import gradio as gr
 
-    job = RetrainJob(broken)
-    job.start()
-    for _ in range(50):
-        if job.status().state != "running":
-            break
-        time.sleep(0.05)
-    assert "no corrections yet" in status_markdown(job.status())
+    from annotations.jobs import JobReporter, start_job
+    from webapp.context import AppContext
+    from webapp.dashboard import DashboardHandlers
+
+    ctx = AppContext(AppSettings(data_dir=tmp_path / "data", db_url=None, checkpoint=str(checkpoint),
+                                 mvsa_dir=Path("/nonexistent/mvsa"), space_id=None))
+
+    report = {"old": {"val": {"n": 450, "accuracy": 70.0}}, "new": {"val": {"n": 450, "accuracy": 71.0}},
+              "promoted": True, "model_version": "retrain-y", "reason": "not worse on val"}
+    with ctx.sessions.begin() as s:
+        job = start_job(s, "retrain", "root")
+    worker = JobReporter(ctx.sessions, job["job_id"], heartbeat_s=3600)  # a worker, in-process
+    worker(0.3, "training")
+    html, rows, timer, menu = DashboardHandlers(ctx).poll_retrain()
+    assert "30%" in html and rows == [] and timer.active and menu == gr.skip()
+    worker.finish("done", report=report)
+    html, rows, timer, menu = DashboardHandlers(ctx).poll_retrain()
+    assert rows == [["MVSA-Single val (450 posts)", "accuracy (%)", 70.0, 71.0, "+1.000"]] and not timer.active
+    assert isinstance(menu, gr.Dropdown) and menu.value == ctx.model_choices()[0].path
 
 
 def test_assets_examples_exist_and_are_cited():
@@ -143,24 +147,6 @@ def test_faithfulness_comes_in_a_second_pass(ctx, example):
     assert "ROAD" in image_md and "comprehensiveness" in word_md and "faithfulness pass" in timing
     assert {"image_road", "words_comprehensiveness"} <= set(summary["faithfulness"])
     assert "off" in analyze.faithfulness(False, state)[0]
-
-
-def test_dashboard_poll_moves_the_model_menu_to_a_promoted_model(monkeypatch, ctx):
-    import gradio as gr
-
-    from webapp.dashboard import DashboardHandlers
-
-    report = {"old": {"val": {"accuracy": 70.0}}, "new": {"val": {"accuracy": 71.0}}, "promoted": True}
-    job = RetrainJob(lambda progress=None, **kw: report)
-    monkeypatch.setattr(ctx, "retrain", job)
-    job.start()
-    for _ in range(50):
-        if job.status().state == "done":
-            break
-        time.sleep(0.05)
-    md, rows, timer, menu = DashboardHandlers(ctx).poll_retrain()
-    assert rows == [["accuracy (%)", 70.0, 71.0, "+1.000"]] and isinstance(menu, gr.Dropdown)
-    assert menu.value == ctx.model_choices()[0].path
 
 
 def test_on_a_space_the_app_offers_sign_in_and_warns_about_storage(tmp_path, checkpoint, monkeypatch):
