@@ -18,11 +18,14 @@ import torch
 from torch import nn
 
 from .checkpoint import FORMAT, read_checkpoint
+from .compress import FORMAT as INT8
+from .compress import compress_state, decompress_state
 from .config import ModelConfig
 from .encoders import TextFeatures
-from .model import ModelOutput, MultimodalClassifier
+from .model import ModelOutput, MultimodalClassifier, pretrained_reference
 
 log = logging.getLogger(__name__)
+STORAGES = ("float32", "float16", INT8)
 
 
 class EnsembleTextEncoder(nn.Module):
@@ -148,14 +151,16 @@ def _share_trunk(member: MultimodalClassifier, owner: MultimodalClassifier, pool
 
 def build_member(ckpt: dict) -> MultimodalClassifier:
     model = MultimodalClassifier(ModelConfig.from_dict(ckpt["config"]))
-    model.load_trainable_state_dict(ckpt["state_dict"])
+    state = ckpt["state_dict"]
+    if ckpt.get("storage") == INT8:  # fine-tuned encoder weights stored as int8 deltas from the pretrained ones
+        state = decompress_state(state, pretrained_reference(model))
+    model.load_trainable_state_dict(state)
     return model.eval()
 
 
-def load_member(path: str | Path, half: bool = False) -> MultimodalClassifier:
-    """A member from its checkpoint; ``half``: with the float16-rounded weights an ensemble would store."""
-    ckpt = read_checkpoint(path)
-    return build_member(rounded(ckpt) if half else ckpt)
+def load_member(path: str | Path, storage: str = "float32") -> MultimodalClassifier:
+    """A member from its checkpoint, with its weights as an ensemble stored in ``storage`` would hold them."""
+    return build_member(as_stored(read_checkpoint(path), storage))
 
 
 def member_probs(models: list[MultimodalClassifier], posts, data_dir: str) -> list[np.ndarray]:
@@ -172,23 +177,24 @@ def member_probs(models: list[MultimodalClassifier], posts, data_dir: str) -> li
     return probs
 
 
-def save_ensemble(paths: list[str | Path], out: str | Path, half: bool = False, **meta) -> Path:
+def save_ensemble(paths: list[str | Path], out: str | Path, storage: str = "float32", **meta) -> Path:
     """One file holding every member's checkpoint (config + trainable weights + metrics).
 
-    ``half`` stores the weights as float16 (half the file; they load back into float32 models)."""
-    members = [read_checkpoint(p) for p in paths]
-    for m, p in zip(members, paths):
+    ``storage``: ``float32``; ``float16`` (half the file; the weights load back into float32 models); or
+    ``int8-delta`` (fine-tuned encoder weights as int8 deltas from the pretrained ones, the rest float16;
+    see ``compress``)."""
+    members = []
+    for p in paths:
+        m = read_checkpoint(p)
         if m.get("kind") == "ensemble":
             raise ValueError(f"{p} is already an ensemble")
-        m["source"] = Path(p).name
-        if half:
-            m["state_dict"] = rounded(m)["state_dict"]
+        members.append({**as_stored(m, storage), "source": Path(p).name})
     first = members[0]
     ckpt = {"format": FORMAT, "kind": "ensemble", "config": first["config"], "labels": first["labels"],
             "encoders": first["encoders"], "members": members,
             "train_config": first.get("train_config", {}), "data_hash": first.get("data_hash", ""),
             "trainable_params": sum(m.get("trainable_params", 0) for m in members),
-            "stored_dtype": "float16" if half else "float32",
+            "stored_dtype": storage,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -225,10 +231,17 @@ def swap_estimate(member_probs: list[np.ndarray], y: np.ndarray, seed: int = 0) 
     return 100 * float(np.mean(accs))
 
 
-def rounded(ckpt: dict) -> dict:
-    """The checkpoint with its weights rounded to float16, as ``save_ensemble(half=True)`` stores them."""
-    state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    return {**ckpt, "state_dict": state}
+def as_stored(ckpt: dict, storage: str) -> dict:
+    """A member checkpoint with its weights as ``save_ensemble(storage=...)`` stores them."""
+    if storage == "float32":
+        return ckpt
+    if storage == "float16":
+        return {**ckpt, "state_dict": {k: v.half() if v.is_floating_point() else v
+                                       for k, v in ckpt["state_dict"].items()}}
+    if storage == INT8:
+        reference = pretrained_reference(MultimodalClassifier(ModelConfig.from_dict(ckpt["config"])))
+        return {**ckpt, "storage": INT8, "state_dict": compress_state(ckpt["state_dict"], reference)}
+    raise ValueError(f"Unknown storage {storage!r}; choose from {list(STORAGES)}")
 
 
 def main(argv=None) -> None:
@@ -239,11 +252,13 @@ def main(argv=None) -> None:
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--out", required=True)
     ap.add_argument("--greedy", action="store_true", help="choose members by forward selection on val")
-    ap.add_argument("--half", action="store_true", help="store the weights as float16 (val is scored as stored)")
+    ap.add_argument("--storage", default="float32", choices=STORAGES,
+                    help="how the weights are stored (val is scored as stored)")
+    ap.add_argument("--half", dest="storage", action="store_const", const="float16", help="= --storage float16")
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    models = [load_member(p, a.half) for p in a.checkpoints]
+    models = [load_member(p, a.storage) for p in a.checkpoints]
     val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
     y = np.array([models[0].labels.index(p.label) for p in val])
     probs = member_probs(models, val, a.data_dir)
@@ -258,7 +273,7 @@ def main(argv=None) -> None:
         m["swap_estimate_accuracy"] = swap_estimate(probs, y)
         print(f"greedy selection scored on the other half of val (2-fold swap): accuracy "
               f"{m['swap_estimate_accuracy']:.2f}")
-    save_ensemble(paths, a.out, half=a.half, metrics={"val": m, "selection": "greedy on val" if a.greedy else "all",
+    save_ensemble(paths, a.out, storage=a.storage, metrics={"val": m, "selection": "greedy on val" if a.greedy else "all",
                                          "members_val_accuracy": dict(zip(a.checkpoints, members_val))})
     print(f"wrote {a.out}")
 

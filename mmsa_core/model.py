@@ -165,6 +165,16 @@ def encoders_frozen(model: MultimodalClassifier):
         model.train(model.training)
 
 
+def pretrained_reference(model: MultimodalClassifier) -> dict[str, torch.Tensor]:
+    """The state entries whose values come from pretrained weights (the encoders', LoRA adapters aside):
+    what int8-delta storage measures fine-tuned weights against (``compress``)."""
+    out = {}
+    for prefix, encoder in (("text_encoder.", model.text_encoder), ("image_encoder.", model.image_encoder)):
+        if encoder.pretrained:
+            out.update({prefix + k: v for k, v in encoder.state_dict().items() if "lora_" not in k})
+    return out
+
+
 def merge_adapters(model: nn.Module) -> nn.Module:
     """Fold every text encoder's LoRA adapters into its weights (for inference; training stays unmerged)."""
     for module in model.modules():

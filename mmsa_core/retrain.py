@@ -188,7 +188,7 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
                   else "worse on " + " and ".join(k for k, c in checks.items() if not c["ok"]))
         metrics = {k: v for k, v in new_m.items() if v is not None}
         if len(recipes) > 1:  # one file holding the new members, like the base
-            save_ensemble(member_paths, out, half=ckpt.get("stored_dtype") == "float16", metrics=metrics,
+            save_ensemble(member_paths, out, storage=ckpt.get("stored_dtype", "float32"), metrics=metrics,
                           selection=f"retrained members of {base_path.name}")
         else:
             member_paths[0].replace(out)

@@ -78,10 +78,36 @@ def test_a_half_precision_ensemble_loads_into_float32_and_predicts_alike(tmp_pat
     members = [tiny_model("concat").eval(), tiny_model("attention_add", text_trainable_layers=1).eval()]
     paths = [save_checkpoint(m, tmp_path / f"p{i}.pt") for i, m in enumerate(members)]
     full, _ = load_model(save_ensemble(paths, tmp_path / "full.pt"))
-    half, meta = load_model(save_ensemble(paths, tmp_path / "half.pt", half=True))
+    half, meta = load_model(save_ensemble(paths, tmp_path / "half.pt", storage="float16"))
     assert meta["stored_dtype"] == "float16" and all(p.dtype == torch.float32 for p in half.parameters())
     assert (tmp_path / "half.pt").stat().st_size < 0.7 * (tmp_path / "full.pt").stat().st_size
     pixels, ids, mask = batch(members[0], 4)
     with torch.no_grad():
         assert torch.allclose(half(pixels, ids, mask).logits.softmax(-1), full(pixels, ids, mask).logits.softmax(-1),
                               atol=2e-3)
+
+
+def test_int8_delta_storage_keeps_predictions_and_shrinks_fine_tuned_members(tmp_path):
+    from mmsa_core import ModelConfig, MultimodalClassifier
+
+    torch.manual_seed(0)
+    model = MultimodalClassifier(ModelConfig(fusion="attention_concat", text_trainable_layers=2,
+                                             image_trainable_blocks=1)).eval()
+    with torch.no_grad():  # fine-tuning moves the pretrained weights a little
+        for layer in model.text_encoder.layers[-2:]:
+            for p in layer.parameters():
+                p.add_(0.01 * p.abs().mean() * torch.randn_like(p))
+    path = save_checkpoint(model, tmp_path / "ft.pt")
+    half, _ = load_model(save_ensemble([path], tmp_path / "half.pt", storage="float16"))
+    small, meta = load_model(save_ensemble([path], tmp_path / "int8.pt", storage="int8-delta"))
+    assert meta["stored_dtype"] == "int8-delta"
+    assert (tmp_path / "int8.pt").stat().st_size < 0.6 * (tmp_path / "half.pt").stat().st_size
+    stored = torch.load(tmp_path / "int8.pt", weights_only=True)["members"][0]["state_dict"]
+    deltas = [k for k, v in stored.items() if isinstance(v, dict)]
+    assert any(".layer.5." in k for k in deltas) and not any(k.startswith(("fusion.", "classifier.")) for k in deltas)
+    pixels = torch.randn(4, 3, 224, 224)
+    tok = model.text_encoder.tokenize(["what a day", "so sad", "fine I guess", "lovely cats"])
+    with torch.no_grad():
+        want = model(pixels, tok["input_ids"], tok["attention_mask"]).logits.softmax(-1)
+        assert torch.allclose(small(pixels, tok["input_ids"], tok["attention_mask"]).logits.softmax(-1), want, atol=2e-3)
+        assert torch.allclose(half(pixels, tok["input_ids"], tok["attention_mask"]).logits.softmax(-1), want, atol=2e-3)

@@ -146,7 +146,7 @@ def test_retraining_an_ensemble_retrains_every_member(tmp_path, mvsa_dir, team_d
     second = tmp_path / "second.pt"
     tcfg = TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=48, cache_dir=str(tmp_path / "cache"), batch_size=16)
     train(ModelConfig(fusion="attention_concat", **TINY), replace(tcfg, seed=1), second, progress=False)
-    ensemble = save_ensemble([base_model, second], tmp_path / "ensemble.pt", half=True)
+    ensemble = save_ensemble([base_model, second], tmp_path / "ensemble.pt", storage="float16")
     report = run_retrain(url, data_dir, ensemble, mvsa_dir=None, base="db", epochs=1)
     assert report["n_members"] == 2
     model, meta = load_model(data_dir / "models" / report["checkpoint"])
