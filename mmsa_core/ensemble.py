@@ -21,7 +21,7 @@ from .checkpoint import FORMAT, read_checkpoint
 from .compress import FORMAT as INT8
 from .compress import compress_state, decompress_state
 from .config import ModelConfig
-from .encoders import TextFeatures
+from .encoders import ImageFeatures, TextFeatures
 from .model import ModelOutput, MultimodalClassifier, pretrained_reference
 
 log = logging.getLogger(__name__)
@@ -70,13 +70,87 @@ class EnsembleTextEncoder(nn.Module):
         return TextFeatures(text.tokens[..., a:b], text.mask, text.pooled[..., a:b], text.input_ids)
 
 
+class ParallelStage(nn.Module):
+    """The same depth of several members' own top CNN stages, run side by side: the input is either the
+    shared trunk's output (the first top stage) or the previous parallel stage's channels side by side
+    (split back per member); the outputs go side by side along the channels. Grad-CAM can hook it like
+    any stage."""
+
+    def __init__(self, stages: list[nn.Module], in_widths: list[int] | None):
+        super().__init__()
+        self.parts, self.in_widths = nn.ModuleList(stages), in_widths
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, h, w) -> (B, sum C_out, h', w')
+        inputs = [x] * len(self.parts) if self.in_widths is None else x.split(self.in_widths, dim=1)
+        return torch.cat([stage(t) for stage, t in zip(self.parts, inputs)], 1)
+
+
+class EnsembleImageEncoder(nn.Module):
+    """The members' image encoders as one module: the stages they share run once, then each distinct top
+    (a member's own fine-tuned stages) as ``ParallelStage``s; regions and pooled features are the tops'
+    side by side, (B, R, C * n_tops). It offers the ``ImageEncoder`` seam (``stages``, ``target_layer``,
+    ``forward_trunk``, ``forward_top``, ``features``, ``preprocess``, ...), so caching, prediction and
+    Grad-CAM treat the ensemble like one model; ``EnsembleClassifier.head`` hands each member its slice."""
+
+    def __init__(self, owner, tops: list[list[nn.Module]]):
+        super().__init__()
+        self.owner, self.split, self.width = owner, owner.split, owner.dim
+        depth = len(tops[0])
+        widths = None
+        parallel = []
+        for d in range(depth):
+            parallel.append(ParallelStage([top[d] for top in tops], widths))
+            widths = [_out_channels(top[d]) for top in tops]
+        self.stages = nn.ModuleList([*owner.stages[: owner.split], *parallel])
+        self.dim = owner.dim * len(tops)
+
+    def __getattr__(self, name):  # name, preprocess, image_size, pretrained, frozen_top, ... of the owner
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("owner"), name)
+
+    @property
+    def target_layer(self) -> nn.Module:
+        return self.stages[-1]
+
+    def forward_trunk(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.owner.forward_trunk(pixels)
+
+    def forward_top(self, fmap: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages[self.split:]:
+            fmap = stage(fmap)
+        return fmap
+
+    def features(self, fmap: torch.Tensor):
+        return self.owner.features(fmap)  # regions and their mean: any width
+
+    def forward(self, pixels: torch.Tensor):
+        return self.features(self.forward_top(self.forward_trunk(pixels)))
+
+    def slice(self, image: ImageFeatures, k: int) -> ImageFeatures:
+        a, b = k * self.width, (k + 1) * self.width
+        return ImageFeatures(image.regions[..., a:b], image.pooled[..., a:b])
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.owner.train(mode)
+        return self
+
+
+def _out_channels(stage: nn.Module) -> int:
+    """Output channels of a CNN stage: those of its last convolution or BatchNorm."""
+    last = [m for m in stage.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))][-1]
+    return last.num_features if isinstance(last, nn.BatchNorm2d) else last.out_channels
+
+
 class EnsembleClassifier(nn.Module):
     """Averages the members' probabilities; what their encoders share runs once.
 
-    Members must use the same encoders, text length, image split and labels. Their text encoders may
-    fine-tune different numbers of top layers: the layers below the lowest fine-tuned one are the shared
-    trunk (cached in training, run once in inference), frozen layers above it are shared too, and each
-    fine-tuned member runs its own top (``EnsembleTextEncoder``).
+    Members must use the same encoders, text length and labels. Their encoders may fine-tune different
+    numbers of top layers (text) or stages (CNN): what lies below the lowest fine-tuned one is the shared
+    trunk (cached in training, run once in inference), frozen parts above it are shared too, and each
+    fine-tuned member runs its own top (``EnsembleTextEncoder``, ``EnsembleImageEncoder``).
 
     It offers the members' common seam (``text_encoder``, ``image_encoder``, ``head``, ``forward``,
     ``forward_from_trunk``, ``labels``), so prediction and explanations treat it like one model.
@@ -86,33 +160,39 @@ class EnsembleClassifier(nn.Module):
         super().__init__()
         first = members[0]
         for m in members[1:]:
-            same = (m.cfg.text_encoder, m.cfg.image_encoder, m.cfg.max_text_len, m.image_encoder.split,
-                    m.labels) == (first.cfg.text_encoder, first.cfg.image_encoder, first.cfg.max_text_len,
-                                  first.image_encoder.split, first.labels)
+            same = (m.cfg.text_encoder, m.cfg.image_encoder, m.cfg.max_text_len, m.labels) == (
+                first.cfg.text_encoder, first.cfg.image_encoder, first.cfg.max_text_len, first.labels)
             if not same:
-                raise ValueError("Ensemble members must share encoders, text length, image split and labels")
+                raise ValueError("Ensemble members must share encoders, text length and labels")
         owner = min(members, key=lambda m: m.text_encoder.split)
+        image_owner = min(members, key=lambda m: m.image_encoder.split)
         pool: dict[int, nn.Module] = {}
+        image_pool: dict[int, nn.Module] = {}
         for m in members:
-            _share_trunk(m, owner, pool)
+            _share_trunk(m, owner, pool, image_owner, image_pool)
         tops, self.top_of = {}, []
         for m in members:  # members whose upper layers are the same modules share one top
             key = tuple(id(layer) for layer in m.text_encoder.layers[owner.text_encoder.split:])
             if key not in tops:
                 tops[key] = (len(tops), nn.ModuleList(m.text_encoder.layers[owner.text_encoder.split:]))
             self.top_of.append(tops[key][0])
+        image_tops, self.image_top_of = {}, []
+        cut = image_owner.image_encoder.split
+        for m in members:  # members whose top stages are the same modules (frozen ones) share one top
+            key = tuple(id(stage) for stage in m.image_encoder.stages[cut:])
+            if key not in image_tops:
+                image_tops[key] = (len(image_tops), list(m.image_encoder.stages[cut:]))
+            self.image_top_of.append(image_tops[key][0])
         self.members = nn.ModuleList(members)
         self.text_encoder = EnsembleTextEncoder(owner.text_encoder, [t for _, t in tops.values()])
+        self.image_encoder = (image_owner.image_encoder if len(image_tops) == 1 else
+                              EnsembleImageEncoder(image_owner.image_encoder, [t for _, t in image_tops.values()]))
         names = "+".join(dict.fromkeys(m.cfg.fusion for m in members))
         self.cfg = replace(first.cfg, fusion=f"ensemble:{names}")  # describes the whole; members keep their own
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.members[0].labels
-
-    @property
-    def image_encoder(self):
-        return self.members[0].image_encoder
 
     @staticmethod
     def _average(outs: list[ModelOutput]) -> ModelOutput:
@@ -122,8 +202,10 @@ class EnsembleClassifier(nn.Module):
 
     def head(self, text: TextFeatures, image) -> ModelOutput:
         """Averaged heads on encoded features (``text`` from this ensemble's ``text_encoder``)."""
-        return self._average([m.head(self.text_encoder.slice(text, k), image)
-                              for m, k in zip(self.members, self.top_of)])
+        images = ([self.image_encoder.slice(image, k) for k in self.image_top_of]
+                  if isinstance(self.image_encoder, EnsembleImageEncoder) else [image] * len(self.members))
+        return self._average([m.head(self.text_encoder.slice(text, k), im)
+                              for m, k, im in zip(self.members, self.top_of, images)])
 
     def forward_from_trunk(self, text_hidden, text_mask, input_ids, image_trunk, view: str = "both") -> ModelOutput:
         text = self.text_encoder.features(self.text_encoder.forward_top(text_hidden, text_mask), text_mask, input_ids)
@@ -140,13 +222,14 @@ def _mean(xs):
     return torch.stack(xs).mean(0) if xs else None
 
 
-def _share_trunk(member: MultimodalClassifier, owner: MultimodalClassifier, pool: dict[int, nn.Module]) -> None:
+def _share_trunk(member: MultimodalClassifier, owner: MultimodalClassifier, pool: dict[int, nn.Module],
+                 image_owner: MultimodalClassifier, image_pool: dict[int, nn.Module]) -> None:
     """Point the member's frozen modules at one copy each, so they exist (and run) once."""
     member.text_encoder.model.embeddings = owner.text_encoder.model.embeddings
     for i in range(member.text_encoder.split):  # pretrained, frozen: the same weights in every member
         member.text_encoder.layers[i] = pool.setdefault(i, member.text_encoder.layers[i])
-    for i in range(owner.image_encoder.split):
-        member.image_encoder.stages[i] = owner.image_encoder.stages[i]
+    for i in range(member.image_encoder.split):
+        member.image_encoder.stages[i] = image_pool.setdefault(i, member.image_encoder.stages[i])
 
 
 def build_member(ckpt: dict) -> MultimodalClassifier:

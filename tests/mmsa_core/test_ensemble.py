@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from mmsa_core import load_model, save_checkpoint
+from mmsa_core.features import FeatureSet, predict_probs
 from mmsa_core.ensemble import greedy_select, save_ensemble
 
 from .conftest import tiny_model
@@ -111,3 +112,30 @@ def test_int8_delta_storage_keeps_predictions_and_shrinks_fine_tuned_members(tmp
         want = model(pixels, tok["input_ids"], tok["attention_mask"]).logits.softmax(-1)
         assert torch.allclose(small(pixels, tok["input_ids"], tok["attention_mask"]).logits.softmax(-1), want, atol=2e-3)
         assert torch.allclose(half(pixels, tok["input_ids"], tok["attention_mask"]).logits.softmax(-1), want, atol=2e-3)
+
+
+def test_members_with_their_own_cnn_stages_run_side_by_side_and_explain(tmp_path):
+    from mmsa_core.ensemble import EnsembleImageEncoder
+    from mmsa_core.explain import explain
+    from PIL import Image
+
+    members = [tiny_model("attention_concat", image_trainable_blocks=1, text_trainable_layers=1).eval(),
+               tiny_model("concat", image_trainable_blocks=1).eval(), tiny_model("attention_add").eval()]
+    with torch.no_grad():  # the fine-tuned stages really differ from the pretrained ones
+        for m in members[:2]:
+            for p in m.image_encoder.stages[-1].parameters():
+                p.add_(0.1 * torch.randn_like(p))
+    pixels, ids, mask = batch(members[0], 3)
+    with torch.no_grad():
+        expected = torch.stack([m(pixels, ids, mask).logits.softmax(-1) for m in members]).mean(0)
+    paths = [save_checkpoint(m, tmp_path / f"i{i}.pt") for i, m in enumerate(members)]
+    model, _ = load_model(save_ensemble(paths, tmp_path / "img.pt"))
+    enc = model.image_encoder
+    assert isinstance(enc, EnsembleImageEncoder) and enc.dim == 3 * members[0].image_encoder.dim
+    assert enc.stages[0] is model.members[2].image_encoder.stages[0]  # the frozen stem runs once
+    with torch.no_grad():
+        assert torch.allclose(model(pixels, ids, mask).logits.softmax(-1), expected, atol=1e-5)
+        fs = FeatureSet(model.text_encoder.forward_trunk(ids, mask), mask, ids, enc.forward_trunk(pixels))
+    assert np.allclose(predict_probs(model, fs), expected.numpy(), atol=1e-5)  # the cached path too
+    e = explain(model, Image.new("RGB", (80, 64), (200, 40, 40)), "what a day", "GradCAM", faithfulness=False)
+    assert e.heatmap.shape == (64, 80) and np.isfinite(e.heatmap).all()
