@@ -152,7 +152,7 @@ def cv_markdown(rows: list[dict], label: str | None = None) -> str:
         settings = label or _settings(rs[0])
         n_seeds = len({r["seed"] for r in rs})
         lines.append(f"| `{name}` | {settings} | " + " | ".join(_ms([r[m] for r in rs]) for m in METRICS)
-                     + f" | {len({r['fold'] for r in rs})} folds × {n_seeds} seeds | "
+                     + f" | {len({r['fold'] for r in rs})} folds × {n_seeds} seed{'s' if n_seeds > 1 else ''} | "
                      f"{np.median([r['seconds'] for r in rs]):.0f} |")
         if n_seeds > 1:
             es = ensemble_scores(rs)
