@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from annotations import add_post, save_correction
 
-from .test_browser import ARGS, CHROMIUM, wait_text
+from .test_browser import ARGS, CHROMIUM, open_page, wait_text
 
 NAME = "browser-esc"
 EVIL_NAMES = ['<img src=x onerror="window.__xss=1">', "[click](javascript:window.__xss=2)", "www.evil.example",
@@ -40,13 +40,9 @@ def page(server, legacy_names):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) not installed")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(60_000)
+        page = open_page(browser, server, NAME)
         page.requests = []
         page.on("request", lambda r: page.requests.append(r.url))
-        page.goto(server)
-        page.wait_for_selector("#analyze-run")
-        page.fill("#annotator-name textarea, #annotator-name input", NAME)
         yield page
         browser.close()
 

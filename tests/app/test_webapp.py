@@ -60,9 +60,10 @@ def test_conflict_score_is_the_chance_of_opposite_views():
     assert conflict_score(agree) == 0.0 and conflict_score(clash) == 1.0
 
 
-def test_hotkeys_cover_labels_skip_undo_and_ignore_text_fields():
-    assert set(HOTKEYS) == {"1", "2", "3", "s", "u"}
+def test_hotkeys_cover_labels_skip_undo_next_and_ignore_text_fields():
+    assert set(HOTKEYS) == {"1", "2", "3", "s", "u", "n", "enter"} and HOTKEYS["enter"] == HOTKEYS["n"]
     assert "TEXTAREA" in HOTKEYS_JS and "INPUT" in HOTKEYS_JS and "offsetParent" in HOTKEYS_JS
+    assert '"Escape"' in HOTKEYS_JS and ".blur()" in HOTKEYS_JS  # Esc leaves a text box
 
 
 def test_retrain_job_runs_in_the_background_and_reports():
@@ -130,7 +131,7 @@ def test_zero_gpu_decorator_wraps_the_model_handlers(monkeypatch, ctx):
 
     AnalyzeHandlers(ctx, gpu_decorator())
     AnnotateHandlers(ctx, gpu_decorator())
-    assert wrapped == ["predict", "explain", "faithfulness", "explain"]
+    assert wrapped == ["predict", "explain", "faithfulness", "_predict", "_explain_post"]
 
 
 def test_faithfulness_comes_in_a_second_pass(ctx, example):
@@ -186,7 +187,7 @@ def test_on_a_space_the_app_offers_sign_in_and_warns_about_storage(tmp_path, che
 
     assert any(isinstance(b, gr.LoginButton) for b in blocks) == sign_in_available(True)  # needs gradio[oauth]
     banner = next(b for b in blocks if getattr(b, "elem_id", None) == "storage-banner")
-    assert banner.visible and "not persistent" in banner.value
+    assert not banner.visible and "not persistent" in banner.value  # shown to admins on load
     assert not (tmp_path / "data").exists()  # still nothing written
 
 
