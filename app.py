@@ -175,7 +175,8 @@ def _annotate_tab(annotate: AnnotateHandlers, name, model, explain_queue: dict, 
             status = gr.Markdown(label="status", elem_id="annotate-status", latex_delimiters=NO_LATEX)
             explanation = gr.HTML(explaining_card(None), elem_id="annotate-explanation")
     gr.Markdown("Keys (when no text box has focus; **Esc** leaves one): **1** negative · **2** neutral · "
-                "**3** positive · **s** skip · **u** undo · **n** or **Enter** next post", elem_classes="hotkey-hint")
+                "**3** positive · **s** skip · **u** undo · **n** or **Enter** next post",
+                elem_classes="hotkey-hint")
     history = gr.Dataframe(headers=HISTORY_HEADERS, label="Your recent history", interactive=False)
     post_id = PostIdNumber(label="Post", precision=0, visible=False, elem_id="annotate-post")
     suggested = gr.JSON(visible=False, label="suggestion")

@@ -98,8 +98,8 @@ class AnnotateHandlers:
         card = post_card(post["post_id"], text, post_image_url(image) if image else None)
         state = {"post_id": post["post_id"], "prediction_id": pred["prediction_id"] if pred else None,
                  "image": image, "text": text, "model": model, "model_path": choice.path}
-        return Prepared(post["post_id"], card, suggestion_html(post["post_id"], pred, choice.name, post.get("conflict")),
-                        pred, state)
+        suggestion = suggestion_html(post["post_id"], pred, choice.name, post.get("conflict"))
+        return Prepared(post["post_id"], card, suggestion, pred, state)
 
     def _pick(self, name: str, strategy: str, model: str | None, exclude: tuple[int, ...] = ()) -> Prepared | None:
         from annotations import next_in_queue
@@ -175,8 +175,8 @@ class AnnotateHandlers:
         try:
             return self.next_post(name, strategy, model, request, profile)
         except gr.Error as e:
-            return (None, message_card(html.unescape(e.message)), suggestion_html(None, None, ""), None, explaining_card(None),
-                    "", gr.skip(), "", None, None)
+            return (None, message_card(html.unescape(e.message)), suggestion_html(None, None, ""), None,
+                    explaining_card(None), "", gr.skip(), "", None, None)
 
     def resume(self, name: str | None, strategy: str, model: str | None, prefs: dict | None,
                request: gr.Request = None, profile: gr.OAuthProfile | None = None):

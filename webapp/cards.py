@@ -102,8 +102,9 @@ def _bars(probs: dict[str, float]) -> str:
     rows = []
     for label, p in sorted(probs.items(), key=lambda kv: -kv[1]):
         pct = 100 * float(p)
-        rows.append(f'<div class="mmsa-bar"><span class="mmsa-bar-label">{esc(label)}</span><span class="mmsa-bar-track">'
-                    f'<span class="mmsa-bar-fill mmsa-{esc(label)}" style="width:{pct:.0f}%"></span></span>'
+        rows.append(f'<div class="mmsa-bar"><span class="mmsa-bar-label">{esc(label)}</span>'
+                    f'<span class="mmsa-bar-track"><span class="mmsa-bar-fill mmsa-{esc(label)}" '
+                    f'style="width:{pct:.0f}%"></span></span>'
                     f'<span class="mmsa-bar-pct">{pct:.0f}%</span></div>')
     return "".join(rows)
 
@@ -113,8 +114,8 @@ def suggestion_html(post_id: int | None, pred: dict | None, model_name: str, con
     if post_id is None:
         return '<div class="mmsa-suggestion" data-post=""></div>'
     if not pred:
-        return (f'<div class="mmsa-suggestion" data-post="{post_id}"><em>No suggestion: the model needs both an '
-                'image and a text.</em></div>')
+        return (f'<div class="mmsa-suggestion" data-post="{post_id}"><span class="mmsa-muted">No suggestion: the '
+                'model needs both an image and a text.</span></div>')
     flag = ""
     if conflict is not None and conflict >= 0.5:
         flag = (f'<div class="mmsa-conflict">⚠ Text and image may point opposite ways (conflict '
@@ -253,22 +254,25 @@ def verdict_html(item: dict) -> str:
     rows = "".join(
         f'<tr><td>{esc(r["annotator"])}</td><td class="mmsa-{esc(r["label"])}"><strong>{esc(r["label"])}</strong></td>'
         f'<td>{esc(r["note"] or "")}</td><td>{esc(r["labelled_at"][:19].replace("T", " "))}</td></tr>'
-        for r in item["labels"]) or '<tr><td colspan="4"><em>no label in force</em></td></tr>'
+        for r in item["labels"]) or '<tr><td colspan="4"><span class="mmsa-muted">no label in force</span></td></tr>'
     pred = item.get("prediction")
-    model = (f'<div>Model <code>{esc(pred["model_name"] or "")}</code> predicts <strong>{esc(pred["label"])}</strong> '
-             f'({100 * max(pred["probs"].values()):.0f}%)</div>' if pred else "<div><em>No model prediction.</em></div>")
+    model = '<div><span class="mmsa-muted">No model prediction.</span></div>'
+    if pred:
+        model = (f'<div>Model <code>{esc(pred["model_name"] or "")}</code> predicts <strong>{esc(pred["label"])}'
+                 f'</strong> ({100 * max(pred["probs"].values()):.0f}%)</div>')
     votes = " · ".join(f"{n} {esc(lab)}" for lab, n in item["votes"].items() if n)
     if item["tie"]:
         verdict = f'<div class="mmsa-conflict">Tie: {votes}; no majority</div>'
     elif item["majority"]:
         verdict = f'<div>Majority: <strong>{esc(item["majority"])}</strong> ({votes})</div>'
     else:
-        verdict = "<div><em>No votes.</em></div>"
+        verdict = '<div><span class="mmsa-muted">No votes.</span></div>'
     adj = item.get("adjudication")
     final = ""
     if adj:
         note = f' · “{esc(adj["note"])}”' if adj.get("note") else ""
-        late = ' · <span class="mmsa-conflict">labels came in after this decision</span>' if adj.get("outdated") else ""
+        late = (' · <span class="mmsa-conflict">labels came in after this decision</span>' if adj.get("outdated")
+                else "")
         final = (f'<div class="mmsa-final">Final label <strong>{esc(adj["label"])}</strong> by {esc(adj["reviewer"])} '
                  f'at {esc(adj["adjudicated_at"][:19].replace("T", " "))}{note}{late}</div>')
     return (f'<div class="mmsa-card mmsa-verdict" data-post="{item["post_id"]}"><div class="mmsa-card-head">'

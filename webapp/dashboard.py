@@ -24,8 +24,8 @@ from .retrain_job import before_after_rows, retrain_gate, status_markdown
 log = logging.getLogger(__name__)
 
 LABEL_HEADERS = ["label", "labels in force"]
-ANNOTATOR_HEADERS = ["annotator", "labels", "skips", "remaining", "negative", "neutral", "positive", "agrees with model",
-                     "final labels given"]
+ANNOTATOR_HEADERS = ["annotator", "labels", "skips", "remaining", "negative", "neutral", "positive",
+                     "agrees with model", "final labels given"]
 VERSION_HEADERS = ["model", "default", "created", "trained on export", "val accuracy", "val weighted F1",
                    "val macro F1", "val neutral recall"]
 _PLOTS: OrderedDict[str, object] = OrderedDict()  # rendered confusion matrices (PIL images) by content

@@ -84,6 +84,7 @@ CSS = """
 .mmsa-bar-fill.mmsa-negative { background: #dc2626; } .mmsa-bar-fill.mmsa-positive { background: #16a34a; }
 .mmsa-conflict { color: #b91c1c; font-weight: 600; }
 .mmsa-caveat { font-size: 0.82em; opacity: 0.8; }
+.mmsa-muted { font-style: italic; opacity: 0.8; }
 .mmsa-expl-body { display: flex; gap: 10px; flex-wrap: wrap; }
 .mmsa-overlay { margin: 0; flex: 0 1 45%; min-width: 160px; }
 .mmsa-overlay img { max-width: 100%; max-height: 30vh; display: block; }
