@@ -51,6 +51,11 @@ def _model_queues(limits_enabled: bool) -> tuple[dict, dict]:
             dict(concurrency_id="explain", concurrency_limit=MODEL_CONCURRENCY))
 
 
+# Browser-side: press a button as soon as it is on the page (it may be drawn a frame after it was made visible).
+CLICK_WHEN_SHOWN = """() => { let tries = 0; const press = () => { const b = document.getElementById('%s');
+  if (b && b.offsetParent !== null) b.click(); else if (tries++ < 50) setTimeout(press, 100); }; press(); }"""
+
+
 def _with_label(index: int, label: str) -> str:
     """Browser-side: replace input ``index`` (the hidden label field) by the clicked button's label."""
     return f"(...args) => {{ args[{index}] = {label!r}; return args; }}"
@@ -241,15 +246,16 @@ def _review_tab(review: ReviewHandlers, name, tab: gr.Tab) -> None:
 
 
 def _dashboard_tab(dash: DashboardHandlers, model, tab: gr.Tab) -> None:
-    refresh = gr.Button("Refresh", elem_id="dashboard-refresh")
-    summary = gr.Markdown(label="agreement", elem_id="dashboard-agreement", latex_delimiters=NO_LATEX)
+    refresh = gr.Button("Refresh", size="sm", elem_id="dashboard-refresh")
+    with gr.Row():  # the wide tables get the page's whole width
+        summary = gr.Markdown(label="agreement", elem_id="dashboard-agreement", latex_delimiters=NO_LATEX)
+        labels = gr.Dataframe(headers=LABEL_HEADERS, label="Labels in force", interactive=False, scale=0,
+                              min_width=260)
     annotators = gr.Dataframe(headers=ANNOTATOR_HEADERS, label="Per annotator (labels, skips and remaining in "
                               "force; remaining as their progress bar counts it)", interactive=False,
                               elem_id="dashboard-annotators")
-    with gr.Row():
-        labels = gr.Dataframe(headers=LABEL_HEADERS, label="Labels in force", interactive=False, scale=1)
-        versions = gr.Dataframe(headers=VERSION_HEADERS, label="Model versions (val metrics)", interactive=False,
-                                scale=3)
+    versions = gr.Dataframe(headers=VERSION_HEADERS, label="Model versions (val metrics)", interactive=False,
+                            elem_id="dashboard-versions")
     plots = gr.Image(label="Val confusion matrices (rows: true, columns: predicted)", type="filepath",
                      interactive=False, height=320, elem_id="dashboard-confusion")
     with gr.Row():
@@ -271,7 +277,7 @@ def _dashboard_tab(dash: DashboardHandlers, model, tab: gr.Tab) -> None:
     gr.on([refresh.click, tab.select], dash.refresh, model, stats_outputs, api_name="dashboard")
     export.click(dash.export, None, [download, export_md], api_name="export").success(
         lambda: gr.DownloadButton(visible=True), None, download, api_visibility="private").success(
-        None, None, None, js="() => document.querySelector('#dashboard-download')?.click()")  # the download starts
+        None, None, None, js=CLICK_WHEN_SHOWN % "dashboard-download")  # the download starts by itself
     retrain.click(dash.start_retrain, force, [retrain_md, timer], api_name="retrain")
     serve.click(dash.serve_model, model, [serve_md, model], api_name="serve_model")
     timer.tick(dash.poll_retrain, None, [retrain_md, before_after, timer, model], api_visibility="private")

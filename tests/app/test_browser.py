@@ -115,9 +115,19 @@ def test_annotate_with_hotkeys(page, read_db):
     assert f"for post #{post}" in page.inner_text("#annotate-explanation")
 
 
-def test_dashboard_shows_counts(page):
+def test_dashboard_shows_counts_and_the_export_button_downloads(page, ctx):
+    page.set_viewport_size({"width": 1440, "height": 900})
     page.get_by_role("tab", name="Dashboard").click()
     wait_text(page, "body", "kappa")
-    assert NAME in wait_text(page, "body", NAME)  # the per-annotator table
+    assert NAME in wait_text(page, "#dashboard-annotators", NAME)  # the per-annotator table
+    for table in ("#dashboard-annotators", "#dashboard-versions"):  # not cut at 1440 px: no sideways scrolling
+        assert page.eval_on_selector(f"{table} table", "t => t.parentElement.scrollWidth <= "
+                                                       "t.parentElement.clientWidth + 1"), table
+    assert "remaining" in page.inner_text("#dashboard-annotators")
     page.wait_for_timeout(1000)  # the confusion-matrix images, when the model has val metrics
     shot(page, "dashboard")
+    with page.expect_download() as download:  # the export button starts the download itself
+        page.click("#dashboard-export")
+    assert download.value.suggested_filename.endswith(".zip")
+    summary = wait_text(page, "#dashboard-export-summary", "Exported")
+    assert "ties kept" in summary and str(ctx.settings.data_dir) not in page.inner_text("body")
