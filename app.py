@@ -18,7 +18,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import logging  # noqa: E402
 import threading  # noqa: E402
-from functools import partial  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
@@ -29,8 +28,8 @@ from webapp.cards import explaining_card, message_card  # noqa: E402
 from webapp.context import AppContext  # noqa: E402
 from webapp.dashboard import ANNOTATOR_HEADERS, LABEL_HEADERS, VERSION_HEADERS, DashboardHandlers  # noqa: E402
 from webapp.examples import ASSETS, load_examples  # noqa: E402
-from webapp.formatting import HISTORY_HEADERS, WORD_VIEWS, method_choices  # noqa: E402
-from webapp.hotkeys import CSS, HOTKEYS_JS  # noqa: E402
+from webapp.formatting import WORD_VIEWS, method_choices  # noqa: E402
+from webapp.hotkeys import CSS, HOTKEYS_JS, REOPEN_TAB  # noqa: E402
 from webapp.inputs import CheckedImage, PostIdNumber  # noqa: E402
 from webapp.models import gpu_decorator  # noqa: E402
 from webapp.retrain_job import TABLE_HEADERS  # noqa: E402
@@ -59,10 +58,6 @@ CLICK_WHEN_SHOWN = """() => { let tries = 0; const press = () => { const b = doc
 def _with_label(index: int, label: str) -> str:
     """Browser-side: replace input ``index`` (the hidden label field) by the clicked button's label."""
     return f"(...args) => {{ args[{index}] = {label!r}; return args; }}"
-
-
-def _with_tab(prefs: dict | None, tab: str) -> dict:
-    return {**(prefs if isinstance(prefs, dict) else {}), "tab": tab}
 
 
 def _header(ctx: AppContext, analyze: AnalyzeHandlers, sign_in: bool):
@@ -154,9 +149,9 @@ def _analyze_tab(analyze: AnalyzeHandlers, name, model, queues: tuple[dict, dict
                      api_visibility="public" if i == 0 else "private").success(None, None, note, js="() => ''")
 
 
-def _annotate_tab(annotate: AnnotateHandlers, name, model, explain_queue: dict, tab: gr.Tab) -> tuple:
+def _annotate_tab(annotate: AnnotateHandlers, name, model, explain_queue: dict, tab: gr.Tab) -> gr.Dropdown:
     """The queue: the post card (image, text, id) beside the suggestion, the label buttons and the explanation;
-    returns (the queue selector, the outputs of every post change, the explanation event that follows one)."""
+    returns the queue selector (its choice is kept in the browser)."""
     from annotations import STRATEGIES
 
     with gr.Row(equal_height=True):
@@ -182,31 +177,35 @@ def _annotate_tab(annotate: AnnotateHandlers, name, model, explain_queue: dict, 
     gr.Markdown("Keys (when no text box has focus; **Esc** leaves one): **1** negative · **2** neutral · "
                 "**3** positive · **s** skip · **u** undo · **n** or **Enter** next post",
                 elem_classes="hotkey-hint")
-    history = gr.Dataframe(headers=HISTORY_HEADERS, label="Your recent history", interactive=False)
+    history = gr.HTML(elem_id="annotate-history")
     post_id = PostIdNumber(label="Post", precision=0, visible=False, elem_id="annotate-post")
     suggested = gr.JSON(visible=False, label="suggestion")
     receipt, current, nothing = gr.JSON(visible=False, label="receipt"), gr.State(), gr.State()
     label = gr.Textbox(visible=False, label="label")
 
     outputs = [post_id, card, suggestion, suggested, explanation, progress, history, status, receipt, current]
+    # No progress overlay on the outputs: the card changes at once, and the panel says "Explaining post #N…"
+    # itself (the overlays also cost the page a redraw of every output twice per key press).
+    quiet = dict(show_progress="hidden")
     then = dict(fn=annotate.explain, inputs=[current, model], outputs=explanation, api_visibility="private",
-                **explain_queue)
-    shown = [start.click(annotate.next_post, [name, strategy, model], outputs, api_name="next_post")]
+                **explain_queue, **quiet)
+    shown = [start.click(annotate.next_post, [name, strategy, model], outputs, api_name="next_post", **quiet)]
     for i, button in enumerate(label_buttons):
         shown.append(button.click(annotate.label, [name, post_id, label, note, strategy, model, current], outputs,
                                   js=_with_label(2, LABELS[i]), api_name="label_post" if i == 0 else None,
-                                  api_visibility="public" if i == 0 else "private"))
-        shown[-1].success(None, None, note, js="() => ''")
-    shown.append(skip.click(annotate.skip, [name, post_id, strategy, model], outputs, api_name="skip_post"))
-    shown.append(undo.click(annotate.undo, [name, strategy, model], outputs, api_name="undo"))
-    shown.append(tab.select(annotate.open_tab, [name, strategy, model, current], outputs, api_visibility="private"))
+                                  api_visibility="public" if i == 0 else "private", **quiet))
+        shown[-1].success(None, None, note, js="() => ''", **quiet)
+    shown.append(skip.click(annotate.skip, [name, post_id, strategy, model], outputs, api_name="skip_post", **quiet))
+    shown.append(undo.click(annotate.undo, [name, strategy, model], outputs, api_name="undo", **quiet))
+    shown.append(tab.select(annotate.open_tab, [name, strategy, model, current], outputs, api_visibility="private",
+                            **quiet))
     shown.append(strategy.input(annotate.open_tab, [name, strategy, model, nothing], outputs,
-                                api_visibility="private"))
+                                api_visibility="private", **quiet))
     explains = [event.success(**then) for event in shown]
     for trigger in (start, *label_buttons, skip, undo):  # a new post: explanations still running are dropped
         trigger.click(None, None, None, cancels=explains)
     strategy.input(None, None, None, cancels=explains)
-    return strategy, outputs, then
+    return strategy
 
 
 def _review_tab(review: ReviewHandlers, name, tab: gr.Tab) -> None:
@@ -286,7 +285,7 @@ def _dashboard_tab(dash: DashboardHandlers, model, tab: gr.Tab) -> None:
 
 def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
     """The whole app; ``ctx`` defaults to settings from the environment."""
-    from webapp.auth import PREFS_DEFAULT, SessionHandlers, sign_in_available
+    from webapp.auth import SessionHandlers, sign_in_available
 
     ctx = ctx or AppContext()
     gpu = gpu_decorator()
@@ -296,25 +295,26 @@ def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
     queues = _model_queues(ctx.settings.limits_enabled)
     # delete_cache: Gradio's copies of what the app hands out (overlays, zips, plots) go after an hour.
     with gr.Blocks(title="MMSA · image + text sentiment", delete_cache=(1800, 3600)) as demo:
-        # The typed name (open mode), the queue and the tab, kept in the browser across reloads (not secret).
-        prefs = gr.BrowserState(PREFS_DEFAULT, storage_key="mmsa-prefs", secret="mmsa-prefs")
+        # The typed name (open mode) and the queue, kept in the browser across reloads (not secret); one store
+        # each, so that no two events ever write the same one. The tab is kept by the page script (hotkeys.py).
+        kept = {key: gr.BrowserState(default, storage_key=f"mmsa-{key}", secret="mmsa-prefs")
+                for key, default in (("name", ""), ("queue", "least_confident"))}
         name, model, identity, banner = _header(ctx, analyze, sign_in)
-        with gr.Tabs() as tabs:
-            with gr.Tab("Analyze", id="analyze") as analyze_tab:
+        with gr.Tabs():
+            with gr.Tab("Analyze", id="analyze"):
                 _analyze_tab(analyze, name, model, queues)
             with gr.Tab("Annotate", id="annotate") as annotate_tab:
-                strategy, outputs, then = _annotate_tab(annotate, name, model, queues[1], annotate_tab)
+                strategy = _annotate_tab(annotate, name, model, queues[1], annotate_tab)
             with gr.Tab("Review", id="review") as review_tab:
                 _review_tab(ReviewHandlers(ctx), name, review_tab)
             with gr.Tab("Dashboard", id="dashboard") as dashboard:
                 _dashboard_tab(dash, model, dashboard)
-        demo.load(session.on_load, prefs, [name, identity, banner, strategy, tabs], api_visibility="private").then(
-            annotate.resume, [name, strategy, model, prefs], outputs, api_visibility="private").success(**then)
+        # Then the page reopens the tab opened last (hotkeys.REOPEN_TAB), once the name is back.
+        demo.load(session.on_load, [kept["name"], kept["queue"]], [name, identity, banner, strategy],
+                  api_visibility="private").then(None, None, None, js=REOPEN_TAB)
         demo.load(analyze.model_menu, model, model, api_visibility="private")
-        name.change(None, [name, prefs], prefs, js="(n, p) => ({...(p || {}), name: n})")
-        strategy.change(None, [strategy, prefs], prefs, js="(s, p) => ({...(p || {}), strategy: s})")
-        for tab in (analyze_tab, annotate_tab, review_tab, dashboard):
-            tab.select(partial(_with_tab, tab=tab.id), prefs, prefs, api_visibility="private", queue=False)
+        name.change(None, name, kept["name"], js="(n) => n")
+        strategy.change(None, strategy, kept["queue"], js="(s) => s")
     # Database actions run 8 at once, model calls are limited per event; a full queue refuses at once.
     demo.queue(default_concurrency_limit=8, max_size=ctx.settings.queue_max)
     return demo

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .cards import (explaining_card, explanation_card, message_card, no_explanation_card, post_card,
+from .cards import (explaining_card, explanation_card, history_html, message_card, no_explanation_card, post_card,
                     post_image_url, progress_html, suggestion_html, to_data_url)
 from .context import AppContext
 from .formatting import history_rows
@@ -143,7 +143,7 @@ class AnnotateHandlers:
 
         with self.ctx.sessions() as s:
             counts = progress(s, who_name)
-            rows = history_rows(history(s, annotator=who_name, limit=HISTORY_LIMIT))
+            rows = history_html(history_rows(history(s, annotator=who_name, limit=HISTORY_LIMIT)))
         prog = progress_html(who_name, counts, strategy)
         if prepared is None:
             self.screens.show(session, None)
@@ -177,13 +177,6 @@ class AnnotateHandlers:
         except gr.Error as e:
             return (None, message_card(html.unescape(e.message)), suggestion_html(None, None, ""), None,
                     explaining_card(None), "", gr.skip(), "", None, None)
-
-    def resume(self, name: str | None, strategy: str, model: str | None, prefs: dict | None,
-               request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        """On page load: when the page reopens on the Annotate tab (``prefs``), its next post, as ``open_tab``."""
-        if not isinstance(prefs, dict) or prefs.get("tab") != "annotate":
-            return (gr.skip(),) * N_OUTPUTS
-        return self.open_tab(name, strategy, model, None, request, profile)
 
     def label(self, name: str | None, post_id: float | None, label: str, note: str | None, strategy: str,
               model: str | None, current: dict | None = None, request: gr.Request = None,

@@ -30,10 +30,6 @@ def sign_in_available(on_space: bool) -> bool:
     return not missing
 
 
-TABS = ("analyze", "annotate", "review", "dashboard")
-PREFS_DEFAULT = {"name": "", "strategy": "least_confident", "tab": "analyze"}  # kept in the browser (BrowserState)
-
-
 def _saved_name(value) -> str:
     """A name kept in the browser, if it is still a valid annotator name (else none: the browser's storage is
     the client's, as hostile as any input)."""
@@ -47,29 +43,28 @@ def _saved_name(value) -> str:
 
 class SessionHandlers:
     """On page load: the name field (typed in open mode, else the signed-in name, locked), the who-am-I line,
-    the storage banner (admins only), and the queue and tab the browser kept from the last visit."""
+    the storage banner (admins only), and the queue the browser kept from the last visit."""
 
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
 
-    def on_load(self, prefs: dict | None = None, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        """-> (name field, who-am-I line, storage banner, queue strategy, selected tab)."""
+    def on_load(self, kept_name: str | None = None, kept_queue: str | None = None, request: gr.Request = None,
+                profile: gr.OAuthProfile | None = None):
+        """-> (name field, who-am-I line, storage banner, queue strategy); the page then reopens the kept tab."""
         from annotations import STRATEGIES
 
         from .settings import storage_warning
 
-        prefs = prefs if isinstance(prefs, dict) else {}
         who = self.ctx.identify(request, profile)
         if self.ctx.access.mode == "open":  # the name typed last time; never blank out one typed meanwhile
-            saved = _saved_name(prefs.get("name"))
+            saved = _saved_name(kept_name)
             name = gr.Textbox(value=saved, interactive=True) if saved else gr.Textbox(interactive=True)
         else:
             name = gr.Textbox(value=who.name or "", interactive=False,
                               placeholder="sign in to annotate" if self.ctx.access.mode != "read-only" else "")
         banner = gr.Markdown(visible=bool(storage_warning(self.ctx.settings)) and who.is_admin)
-        strategy = prefs.get("strategy") if prefs.get("strategy") in STRATEGIES else gr.skip()
-        tab = gr.Tabs(selected=prefs["tab"]) if prefs.get("tab") in TABS else gr.skip()
-        return name, self.ctx.access.banner(who), banner, strategy, tab
+        strategy = kept_queue if isinstance(kept_queue, str) and kept_queue in STRATEGIES else gr.skip()
+        return name, self.ctx.access.banner(who), banner, strategy
 
 
 def accept_token_logins(app, ctx: AppContext) -> None:

@@ -7,6 +7,8 @@ the visible tab and ignores keys typed into text fields, so typing a note never 
 any text field (blur), so that the next key press acts. Enter on a focused button, link or tab keeps its
 own meaning.
 
+The tab opened last is kept in the browser's local storage and reopened on the next visit (``REOPEN_TAB``).
+
 The guard: every post card and explanation card carries ``data-post``; when the Annotate tab's explanation
 panel holds another post's explanation than its post card, it is hidden and says "Explaining post #N…"
 instead. The server already drops stale explanations (``webapp.annotate``); this covers the
@@ -21,6 +23,7 @@ HOTKEYS = {"1": "hotkey-1", "2": "hotkey-2", "3": "hotkey-3", "s": "hotkey-s", "
 HOTKEYS_JS = """
 () => {
   const keys = %s;
+  const TAB_KEY = "mmsa-tab";
   const typing = (el) => !!el && (el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName)
                                    || !!el.closest("[contenteditable='true']"));
   const own_enter = (el) => !!el && (["BUTTON", "A", "SUMMARY"].includes(el.tagName)
@@ -52,10 +55,23 @@ HOTKEYS_JS = """
     if (stale) expl.dataset.for = shown;
     if (expl.classList.contains("mmsa-stale") !== stale) expl.classList.toggle("mmsa-stale", stale);
   };
+  document.addEventListener("click", (ev) => {  // the tab last opened, reopened on the next visit
+    const tab = ev.target.closest && ev.target.closest("[role=tab]");
+    if (tab) localStorage.setItem(TAB_KEY, tab.innerText.trim());
+  }, true);
   new MutationObserver(guard).observe(document.body, {childList: true, subtree: true, attributes: true,
                                                       attributeFilter: ["data-post"]});
 }
 """ % str(HOTKEYS).replace("'", '"')
+
+# Run once the page has its name and queue back (after the load event): click the tab opened last, as a
+# person would, so that its own events run (the Annotate tab shows its next post). Not an output of the load
+# event: a Tabs output makes the page walk over every component on each later event.
+REOPEN_TAB = """() => {
+  const label = localStorage.getItem("mmsa-tab");
+  const tab = [...document.querySelectorAll("[role=tab]")].find((b) => b.innerText.trim() === label);
+  if (tab && tab.getAttribute("aria-selected") !== "true") tab.click();
+}"""
 
 CSS = """
 .hotkey-hint { opacity: 0.7; font-size: 0.85em; }

@@ -223,3 +223,29 @@ def test_explanations_take_turns_predictions_do_not():
         list(pool.map(lambda i: served.explain() if i % 2 else served.predict(), range(16)))
     assert fake.most["explain"] == 1 and fake.most["predict"] > 1
     assert served.labels == Fake.labels  # everything else passes through
+
+
+def test_the_storage_banner_is_for_admins_and_the_kept_name_and_queue_come_back(tmp_path, checkpoint):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from webapp.auth import SessionHandlers
+    from webapp.context import AppContext
+    from webapp.identity import AccessControl
+
+    settings = AppSettings(data_dir=tmp_path / "data", db_url=None, checkpoint=str(checkpoint), mvsa_dir=tmp_path,
+                           space_id="team/mmsa")
+    ctx = AppContext(settings, seed=False)
+    ctx._access = AccessControl("space", lambda: ctx.sessions, admins="boss")
+    on_load = SessionHandlers(ctx).on_load
+    name, _, banner, strategy = on_load("mallory", "unseen", profile=SimpleNamespace(username="boss"))
+    assert banner.visible and name.value == "boss" and strategy == "unseen"  # the server's name, not the kept one
+    for profile in (SimpleNamespace(username="ana"), None):  # an annotator, an anonymous visitor
+        assert not on_load("", "unseen", profile=profile)[2].visible
+    ctx._access = AccessControl("open", lambda: ctx.sessions)
+    name, _, _, strategy = on_load("ana", "conflict")
+    assert name.value == "ana" and strategy == "conflict"
+
+    name, _, _, strategy = on_load('<img src=x onerror="1">', "DROP TABLE")  # the browser's storage is input too
+    assert "value" not in name.constructor_args and strategy == gr.skip()  # neither is used (nor blanked out)
