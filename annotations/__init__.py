@@ -30,7 +30,7 @@ from annotations.model_versions import (
     set_default_model,
 )
 from annotations.content import content_sha256, image_available
-from annotations.queue import STRATEGIES, next_in_queue, progress
+from annotations.queue import STRATEGIES, is_open, next_in_queue, progress
 from annotations.review import adjudicate, disputed_posts, majority, post_verdicts, review_counts, review_post
 from annotations.setaside import clear_set_aside, list_set_aside, recheck_set_aside, set_aside
 from annotations.stats import cohen_kappa, fleiss_kappa, stats
@@ -54,6 +54,7 @@ __all__ = [
     "create_engine_from_url", "create_sessionmaker", "current_labels", "current_revision", "default_data_dir",
     "default_db_url", "disputed_posts", "ensure_post", "export_snapshot", "fleiss_kappa", "get_default_model",
     "get_model_version", "get_post", "head_revision", "history", "image_available", "import_posts", "init_db",
+    "is_open",
     "list_annotators", "list_model_versions", "list_set_aside", "load_export", "load_manifest", "majority",
     "next_in_queue", "post_verdicts", "progress", "read_posts_csv", "recheck_set_aside", "record_prediction",
     "register_model_version", "review_counts", "review_post", "save_correction", "set_aside",

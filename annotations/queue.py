@@ -116,9 +116,13 @@ def next_in_queue(
     *,
     data_dir: Optional[Union[str, Path]] = None,
     rng: Optional[random.Random] = None,
+    exclude: Collection[int] = (),
 ) -> Optional[dict[str, Any]]:
     """The next post for `annotator` under `strategy`, as get_post()'s dict plus 'strategy';
     None when the queue is empty. Unknown strategy -> AnnotationError listing STRATEGIES.
+
+    `exclude`: post ids not to pick (the app prefetches the post after the one on screen, which is
+    still open until it is labelled).
 
     A post whose image file is missing under `<data_dir>/images/` is set aside (in a transaction of
     its own, once this session's transaction ends) and the next one is picked; after MAX_SET_ASIDE
@@ -130,8 +134,9 @@ def next_in_queue(
     aid = annotator_id(session, annotator)  # None: a new annotator has seen nothing yet
     rng = rng or random.Random()
     passed: list[int] = []
+    excluded = [int(i) for i in exclude]
     while len(passed) <= MAX_SET_ASIDE:
-        post_id = STRATEGIES[strategy](session, _where(aid, passed), rng)
+        post_id = STRATEGIES[strategy](session, _where(aid, passed + excluded), rng)
         if post_id is None:
             log.debug("queue %s is empty for %s", strategy, annotator)
             return None
@@ -147,6 +152,14 @@ def next_in_queue(
         f"{len(passed)} posts in a row have no image file under {root / 'images'}; they are set aside. "
         "Is the data directory (MMSA_DATA_DIR) right? recheck_set_aside() brings them back once the files are there."
     )
+
+
+def is_open(session: Session, annotator: str, post_id: int) -> bool:
+    """True when `post_id` is still in `annotator`'s queues: it exists, is not set aside, and they have no
+    label or skip in force on it (what the app checks before showing a post it prepared earlier)."""
+    aid = annotator_id(session, annotator)
+    found = session.scalar(select(Post.id).where(Post.id == post_id, *_where(aid, [])))
+    return found is not None
 
 
 def progress(session: Session, annotator: str) -> dict[str, int]:

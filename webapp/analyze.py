@@ -10,8 +10,8 @@ import logging
 import gradio as gr
 
 from .context import AppContext
-from .formatting import (image_faithfulness_markdown, md_escape, modality_markdown, notes_markdown, timing_markdown,
-                         word_faithfulness_markdown, word_legend, word_view)
+from .formatting import (heatmap_markdown, image_faithfulness_markdown, md_escape, modality_markdown, notes_markdown,
+                         timing_markdown, word_faithfulness_markdown, word_legend, word_view)
 from .identity import Identity, require_name, require_role
 from .inputs import check_text_length, require_image, user_errors
 
@@ -70,8 +70,9 @@ class AnalyzeHandlers:
     def explain(self, image: str | None, text: str | None, model: str | None, method: str, alpha: float,
                 view: str, faithfulness: bool = False, predicted: dict | None = None, request: gr.Request = None,
                 profile: gr.OAuthProfile | None = None):
-        """Heatmap overlay, word highlights, the three modality views, faithfulness (when asked: it costs
-        several times the rest on a CPU), timing, notes, summary. Slow CAM methods are for admins."""
+        """Heatmap overlay, word highlights and their legend, the three modality views with the conflict flag, the
+        heatmap's caveats, faithfulness (when asked: it costs several times the rest on a CPU), timing, the other
+        notes, summary. Slow CAM methods are for admins."""
         who = self.ctx.identify(request, profile)
         if slow_method(method) and self.ctx.settings.limits_enabled:
             require_role(who, "admin", f"use {method} (slow: one model pass per image channel); pick GradCAM")
@@ -87,7 +88,8 @@ class AnalyzeHandlers:
         state = {"image": image, "text": text, "model": choice.path, "method": e.method, "heatmap": e.heatmap,
                  "crop_box": e.crop_box, "summary": summary, "predict_ms": predict_ms, "explain_ms": e.elapsed_ms}
         return (e.overlay, word_view(summary, view), word_legend(summary, view), m["text"], m["image"], m["fused"],
-                modality_markdown(m, e.target), image_faithfulness_markdown(e.faithfulness, bool(faithfulness)),
+                modality_markdown(m, e.target, e.notes), heatmap_markdown(summary),
+                image_faithfulness_markdown(e.faithfulness, bool(faithfulness)),
                 word_faithfulness_markdown(e.faithfulness, bool(faithfulness)),
                 timing_markdown(e.model, predict_ms, e.elapsed_ms),
                 notes_markdown(e.notes), summary, state)

@@ -30,20 +30,41 @@ def sign_in_available(on_space: bool) -> bool:
     return not missing
 
 
+def _saved_name(value) -> str:
+    """A name kept in the browser, if it is still a valid annotator name (else none: the browser's storage is
+    the client's, as hostile as any input)."""
+    from annotations.labels import check_annotator_name
+
+    try:
+        return check_annotator_name(value) if isinstance(value, str) and value.strip() else ""
+    except ValueError:
+        return ""
+
+
 class SessionHandlers:
-    """On page load: the name field (typed in open mode, else the signed-in name, locked) and the who-am-I line."""
+    """On page load: the name field (typed in open mode, else the signed-in name, locked), the who-am-I line,
+    the storage banner (admins only), and the queue the browser kept from the last visit."""
 
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
 
-    def on_load(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+    def on_load(self, kept_name: str | None = None, kept_queue: str | None = None, request: gr.Request = None,
+                profile: gr.OAuthProfile | None = None):
+        """-> (name field, who-am-I line, storage banner, queue strategy); the page then reopens the kept tab."""
+        from annotations import STRATEGIES
+
+        from .settings import storage_warning
+
         who = self.ctx.identify(request, profile)
-        if self.ctx.access.mode == "open":
-            name = gr.Textbox(interactive=True)
+        if self.ctx.access.mode == "open":  # the name typed last time; never blank out one typed meanwhile
+            saved = _saved_name(kept_name)
+            name = gr.Textbox(value=saved, interactive=True) if saved else gr.Textbox(interactive=True)
         else:
             name = gr.Textbox(value=who.name or "", interactive=False,
                               placeholder="sign in to annotate" if self.ctx.access.mode != "read-only" else "")
-        return name, self.ctx.access.banner(who)
+        banner = gr.Markdown(visible=bool(storage_warning(self.ctx.settings)) and who.is_admin)
+        strategy = kept_queue if isinstance(kept_queue, str) and kept_queue in STRATEGIES else gr.skip()
+        return name, self.ctx.access.banner(who), banner, strategy
 
 
 def accept_token_logins(app, ctx: AppContext) -> None:

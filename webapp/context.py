@@ -7,6 +7,7 @@ import threading
 from .examples import load_examples, seed_examples
 from .identity import AccessControl, Identity, client_address, decide_mode
 from .models import ModelChoice, PredictorCache, list_model_choices, resolve_choice
+from .prefetch import BackgroundWork
 from .ratelimit import RateLimits
 from .retrain_job import RetrainJobs
 from .settings import AppSettings
@@ -22,6 +23,7 @@ class AppContext:
         self.models = PredictorCache()
         self.retrain = RetrainJobs(self)  # a job in the database, run by its own process
         self.limits = RateLimits(dict(self.settings.rate_rules), enabled=self.settings.limits_enabled)
+        self.background = BackgroundWork()  # posts prepared ahead and explanations (threads start on first use)
         self.seed = seed  # put the example posts into an empty database
         self._sessions = None
         self._access: AccessControl | None = None

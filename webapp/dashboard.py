@@ -25,7 +25,8 @@ from .retrain_job import before_after_rows, plan_line, status_html
 log = logging.getLogger(__name__)
 
 LABEL_HEADERS = ["label", "labels in force"]
-ANNOTATOR_HEADERS = ["annotator", "labels", "skips", "negative", "neutral", "positive", "agrees with model"]
+ANNOTATOR_HEADERS = ["annotator", "labels", "skips", "remaining", "negative", "neutral", "positive",
+                     "agrees with model", "final labels given"]
 VERSION_HEADERS = ["model", "default", "created", "trained on export", "val accuracy", "val weighted F1",
                    "val macro F1", "val neutral recall"]
 _PLOTS: OrderedDict[str, object] = OrderedDict()  # rendered confusion matrices (PIL images) by content
@@ -44,16 +45,19 @@ def stats_tables(st: dict) -> tuple[list[list], list[list], str]:
     """``annotations.stats`` -> (label rows, annotator rows, agreement markdown)."""
     labels = [[lab, n] for lab, n in st["labels"].items()]
     by_model = st["model_agreement"]["by_annotator"]
-    annotators = [[name, a["labels"], a["skips"], *a["by_label"].values(), _pct(by_model.get(name))]
-                  for name, a in st["annotators"].items()]
+    annotators = [[name, a["labels"], a["skips"], a["remaining"], *a["by_label"].values(), _pct(by_model.get(name)),
+                   a["adjudications"]] for name, a in st["annotators"].items()]
     ma = st["model_agreement"]
+    review = st.get("review") or {"pending": 0, "adjudicated": 0}
     pairs = ", ".join(f"{' & '.join(md_escape(a) for a in p['annotators'])}: {_num(p['kappa'])} "
                       f"({p['n_posts']} posts)" for p in st["cohen_pairs"]) or "no post labelled by two annotators yet"
     md = (f"**{st['n_posts']}** posts, **{st['n_labelled_posts']}** labelled · Cohen's kappa (mean over pairs) "
           f"**{_num(st['cohen_kappa'])}** · Fleiss' kappa **{_num(st['fleiss_kappa'])}** "
           f"({st['fleiss_n_posts']} posts with 2+ labels)\n\n"
           f"Annotators vs model: agree on **{_pct(ma['fraction'])}** of {ma['n']} labels, "
-          f"kappa **{_num(ma['kappa'])}**\n\nPairs: {pairs}")
+          f"kappa **{_num(ma['kappa'])}**\n\nPairs: {pairs}\n\nReview: **{review['pending']}** disputed posts wait "
+          f"for a final label · {review['adjudicated']} adjudicated · {st.get('n_set_aside', 0)} set aside "
+          "(image missing)")
     return labels, annotators, md
 
 
@@ -131,6 +135,18 @@ def prune_exports(out_dir: Path, keep: int, protect: frozenset[str] = frozenset(
     return removed
 
 
+def export_summary(manifest: dict, kept: int) -> str:
+    """What an export (format 2) holds, in one paragraph: posts, votes, final labels, ties, adjudications, files."""
+    counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
+    n_labels = manifest.get("n_annotations")
+    votes = f" ({n_labels} labels from every annotator)" if n_labels is not None else ""
+    return (f"Exported **{manifest['n_posts']}** labelled posts{votes}: **{manifest['n_rows']}** with a final label "
+            f"({counts}), {manifest['n_adjudicated']} adjudicated, {manifest['n_ties']} ties kept "
+            f"({manifest['n_without_final_label']} still without a final label). The zip "
+            f"{md_escape(manifest['export_id'])}.zip holds posts.jsonl, posts.csv, annotations.csv, the images and "
+            f"an imagefolder/ for `datasets.load_dataset`; the server keeps the newest {kept} exports.")
+
+
 class DashboardHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
@@ -164,8 +180,10 @@ class DashboardHandlers:
         return labels, annotators, md, version_rows(shown), plots
 
     def export(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        """Write a snapshot of the corrected posts and hand it to the browser as a zip (admins only). Snapshot
-        and zip stay in ``<data>/exports``, which keeps the newest ``exports_keep`` of each."""
+        """Write a snapshot of every annotator's labels and hand it to the browser as a zip (admins only) ->
+        (the zip, for the download button the page then shows and presses; a summary of what it holds).
+        Snapshot and zip stay in ``<data>/exports``, which keeps the newest ``exports_keep`` of each; the
+        browser gets a copy in Gradio's cache, named after the export, never a server path."""
         from gradio.processing_utils import save_file_to_cache
         from gradio.utils import get_upload_folder
 
@@ -181,13 +199,8 @@ class DashboardHandlers:
         zip_path = shutil.make_archive(str(out / manifest["export_id"]), "zip", manifest["path"])
         if not self.ctx.retrain.running():  # a running retrain may be reading its snapshot
             prune_exports(out, self.ctx.settings.exports_keep, protect | {manifest["export_id"]})
-        counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
-        md = (f"Exported **{manifest['n_posts']}** labelled posts with every annotator's labels: "
-              f"**{manifest['n_rows']}** with a final label ({counts}), {manifest['n_adjudicated']} adjudicated, "
-              f"{manifest['n_ties']} ties kept ({manifest['n_without_final_label']} still unresolved) as "
-              f"{md_escape(manifest['export_id'])} · kept in the data folder's exports/ "
-              f"(the newest {self.ctx.settings.exports_keep})")
-        return save_file_to_cache(zip_path, get_upload_folder()), md  # Gradio serves (and cleans) its copy
+        cached = save_file_to_cache(zip_path, get_upload_folder())  # Gradio serves (and cleans) its copy
+        return cached, export_summary(manifest, self.ctx.settings.exports_keep)
 
     def start_retrain(self, force: bool, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Queue a retrain run by its own process (admins only; one at a time, then a cool-down) -> (status,

@@ -49,25 +49,71 @@ def word_view(explanation: dict | None, view: str) -> list[tuple[str, float | No
     return highlight_words(explanation.get("word_scores"), signed=True)
 
 
+# Seconds per explanation (heatmap + integrated gradients, no faithfulness pass) with the shipped model on the
+# 2-core CPU, measured once with bench/bench_cam_methods.py while a training job shared the machine
+# (docs/app.md#explanation-methods). The selector says this before anything runs.
+METHOD_SECONDS = {"GradCAM": 1.3, "GradCAM++": 1.2, "HiResCAM": 1.2, "XGradCAM": 1.2, "LayerCAM": 1.2,
+                  "EigenCAM": 2.4, "EigenGradCAM": 2.1, "ScoreCAM": 150.0}
+
+
+def method_label(method: str, slow: bool) -> str:
+    """"GradCAM (~1.3 s on CPU)", "ScoreCAM (slow, ~2.5 min on CPU, admins only)"."""
+    secs = METHOD_SECONDS.get(method)
+    cost = "" if secs is None else (f"~{secs / 60:.1f}".rstrip("0").rstrip(".") + " min" if secs >= 60
+                                    else f"~{secs:.1f} s") + " on CPU"
+    if slow:
+        return f"{method} (slow, {cost}, admins only)" if cost else f"{method} (slow, admins only)"
+    return f"{method} ({cost})" if cost else method
+
+
+def method_choices() -> list[tuple[str, str]]:
+    """The heatmap methods as (label with its cost, name) pairs, the default first."""
+    from mmsa_core.explain import list_cam_methods
+    from mmsa_core.explain.cam import SLOW_CAM_METHODS
+
+    return [(method_label(m, m in SLOW_CAM_METHODS), m) for m in list_cam_methods()]
+
+
+def _caveat_lines(lines: list[str]) -> str:
+    return "".join(f"\n\n_{md_escape(line)}_" for line in lines if line)
+
+
 def word_legend(explanation: dict | None, view: str) -> str:
+    """How to read the word colours, with the caveats that qualify them (unread trailing words ...)."""
+    from .cards import split_notes
+
     if not explanation:
         return ""
+    notes = split_notes(explanation.get("notes", ()))["words"]
     if view == WORD_VIEWS[1]:
         if explanation.get("word_attention") is None:
             return "_This model's fusion head has no attention over words: switch to attribution._"
-        return "Red: where the fusion head looked (attention weight, unsigned)."
+        return "Red: where the fusion head looked (attention weight, unsigned)." + _caveat_lines(notes)
     target = explanation.get("target", "the label")
-    return f"Red pushes towards **{target}**, purple pushes away from it (integrated gradients)."
+    return (f"Red pushes towards **{target}**, purple pushes away from it (integrated gradients)."
+            + _caveat_lines([n for n in notes if "attention" not in n.lower()]))
 
 
-def modality_markdown(modality: dict, target: str) -> str:
-    """Who carries the decision, and whether text and image disagree."""
+def heatmap_markdown(explanation: dict | None) -> str:
+    """The caveats of the heatmap, for right under it: the centre crop the model saw, flat or class-agnostic maps."""
+    from .cards import crop_caption, split_notes
+
+    if not explanation:
+        return ""
+    lines = [crop_caption(explanation)] + split_notes(explanation.get("notes", ()))["heatmap"]
+    return " ".join(f"_{md_escape(line)}_" for line in lines if line)
+
+
+def modality_markdown(modality: dict, target: str, notes: list[str] | tuple[str, ...] = ()) -> str:
+    """Who carries the decision, and whether text and image disagree, with the caveat on these views."""
+    from .cards import split_notes
+
     shares = modality["shares"]
     text = (f"Text-only view says **{modality['text_label']}**, image-only view says **{modality['image_label']}**. "
             f"Support for **{target}**: text {100 * shares['text']:.0f}% · image {100 * shares['image']:.0f}%.")
     if modality["conflict"]:
         text = ("⚠ **Conflict**: the text and the image point to opposite sentiments. " + text)
-    return text
+    return text + _caveat_lines(split_notes(notes)["views"])
 
 
 def _fmt(value: Any) -> str:
@@ -106,7 +152,11 @@ def timing_markdown(model: str, predict_ms: float | None = None, explain_ms: flo
 
 
 def notes_markdown(notes: list[str] | tuple[str, ...]) -> str:
-    return "\n".join(f"- {md_escape(n)}" for n in notes) if notes else ""
+    """The notes that qualify no single part of the explanation (the rest stand next to their part)."""
+    from .cards import split_notes
+
+    other = split_notes(notes)["other"]
+    return "\n".join(f"- {md_escape(n)}" for n in other) if other else ""
 
 
 def history_rows(rows: list[dict]) -> list[list[Any]]:

@@ -120,3 +120,23 @@ def test_queue_item_has_post_and_prediction(sessions, db, data_dir):
 def test_unknown_strategy_lists_the_menu(sessions, db):
     with sessions() as s, pytest.raises(ValueError, match="least_confident.*disagreement.*random"):
         A.next_in_queue(s, "ana", "hardest")
+
+
+def test_exclude_skips_the_post_on_screen_and_is_open_says_whether_it_is_still_queued(sessions, db):
+    first = pick(sessions, "ana", "least_confident")
+    after = pick(sessions, "ana", "least_confident", exclude=[first])
+    assert first == db[1] and after not in (None, first) and after == db[2]  # 0.40, then 0.50
+    assert pick(sessions, "ana", "unseen", exclude=db) is None
+    with sessions() as s:
+        assert A.is_open(s, "ana", first) and A.is_open(s, "new-person", first)
+        assert not A.is_open(s, "bob", db[0]) and not A.is_open(s, "ana", 10**9)
+    with sessions.begin() as s:
+        A.save_correction(s, first, "ana", "neutral")
+    with sessions.begin() as s:
+        assert not A.is_open(s, "ana", first)
+        A.skip(s, after, "ana")
+        assert not A.is_open(s, "ana", after)
+        A.undo_last(s, "ana")
+        assert A.is_open(s, "ana", after)
+        A.set_aside(s, after, "image file missing")
+        assert not A.is_open(s, "ana", after)

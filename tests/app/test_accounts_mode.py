@@ -32,6 +32,7 @@ def accounts_app(tmp_path_factory, checkpoint):
         add_account(s, "root", "admin", PASSWORD)
         add_account(s, "ana", "annotator", PASSWORD)
         add_account(s, "eve", "annotator", PASSWORD)
+        add_account(s, "rita", "reviewer", PASSWORD)
         add_account(s, "bot", "annotator")
         _, token = create_token(s, "bot", "ci")
     demo = app.build_demo(ctx)
@@ -68,6 +69,33 @@ def test_a_label_is_the_logged_in_accounts_whatever_name_it_carries(accounts_app
     assert ana.predict("root", shown[0], "neutral", "", "unseen", "", api_name="/label_post")[8]["annotator"] == "ana"
     with ctx.sessions() as s:
         assert not history(s, annotator="root") and len(history(s, annotator="ana")) == 2
+
+
+def test_reviewers_adjudicate_annotators_cannot(accounts_app):
+    from annotations import add_post, review_post, save_correction
+
+    ctx, url, _ = accounts_app
+    with ctx.sessions.begin() as s:
+        post = add_post(s, "a post ana and bob disagree on", data_dir=ctx.settings.data_dir)
+        save_correction(s, post, "ana", "negative", note="sarcasm")
+        save_correction(s, post, "bob", "positive")
+    before = db_snapshot(ctx)
+    ana = login(url, "ana")
+    with pytest.raises(Exception, match="Only reviewers can adjudicate"):
+        ana.predict(post, "neutral", "", False, "", api_name="/adjudicate")
+    with pytest.raises(Exception, match="Only reviewers can review disputed posts"):
+        ana.predict(False, "", api_name="/review")
+    assert db_snapshot(ctx) == before
+    rita = login(url, "rita")
+    counts, table, card, verdict, shown = rita.predict(False, "", api_name="/review")
+    assert shown == post and post in [row[0] for row in table["data"]] and "wait for a final label" in counts
+    assert "sarcasm" in verdict and "bob" in verdict and "Tie" in verdict and f'data-post="{post}"' in card
+    status, receipt, *_ = rita.predict(post, "neutral", "both half right", False, "root", api_name="/adjudicate")
+    assert receipt["reviewer"] == "rita" and f"Post #{post}: final label" in status  # never the name sent
+    with ctx.sessions() as s:
+        adjudication = review_post(s, post)["adjudication"]
+    assert (adjudication["label"], adjudication["reviewer"], adjudication["note"]) == ("neutral", "rita",
+                                                                                        "both half right")
 
 
 @pytest.mark.parametrize("api_name, args, message", [

@@ -30,7 +30,7 @@ def test_predict_returns_a_probability_per_label(client, example):
 def test_explain_returns_heatmap_words_views_and_faithfulness(client, example):
     out = client.predict(handle_file(example[0]), example[1], "", "GradCAM", 0.5,
                          "attribution (integrated gradients)", True, api_name="/explain")
-    overlay, words, _, text_only, image_only, fused, _, image_faith, word_faith, timing, _, details = out
+    overlay, words, _, text_only, image_only, fused, _, heatmap_note, image_faith, word_faith, timing, _, details = out
     from PIL import Image
 
     assert Image.open(overlay).size == Image.open(example[0]).size  # heatmap at the image's own size
@@ -42,6 +42,7 @@ def test_explain_returns_heatmap_words_views_and_faithfulness(client, example):
     assert "ROAD" in image_faith and "comprehensiveness" in word_faith
     assert details["method"] == "GradCAM" and set(details["faithfulness"]) >= {"image_road", "words_sufficiency"}
     assert "explanation" in timing
+    assert heatmap_note == "" or "crop" in heatmap_note or "heatmap" in heatmap_note  # its caveats, beside it
 
 
 def test_correction_is_saved_and_read_back(client, example, read_db):
@@ -61,6 +62,8 @@ def test_annotation_queue_label_skip_undo(client, read_db):
     first = client.predict(name, "unseen", "", api_name="/next_post")
     post_id = first[0]
     assert post_id is not None and first[3]["label"] in LABELS  # the model's suggestion
+    assert f'data-post="{post_id}"' in first[1] and f"Post #{post_id}" in first[1]  # the card names its post
+    assert f"Explaining post #{post_id}" in first[4] or f"for post #{post_id}" in first[4]
     after = client.predict(name, post_id, "positive", "", "unseen", "", api_name="/label_post")
     assert after[8]["post_id"] == post_id and after[0] != post_id  # saved, next post shown
     skipped = client.predict(name, after[0], "unseen", "", api_name="/skip_post")

@@ -30,23 +30,41 @@ def page(server):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) not installed")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(server)
-        page.wait_for_selector("#analyze-run")
-        page.fill("#annotator-name textarea, #annotator-name input", NAME)
-        yield page
+        yield open_page(browser, server, NAME)
         browser.close()
 
 
-def shot(page, name: str) -> Path:
+def shot(page, name: str, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"browser-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     if os.environ.get("MMSA_SCREENSHOT_DIR"):
         Path(os.environ["MMSA_SCREENSHOT_DIR"]).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, Path(os.environ["MMSA_SCREENSHOT_DIR"]) / f"{name}.png")
     return path
+
+
+def open_page(browser, url: str, name: str, width: int = 1280, height: int = 900):
+    """A fresh page (its own local storage) with the app loaded and ``name`` typed in."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.wait_for_selector("#analyze-run")
+    page.wait_for_function("document.querySelector('#identity-banner')?.innerText.length > 0")  # loaded
+    page.fill("#annotator-name textarea, #annotator-name input", name)
+    return page
+
+
+def post_on_screen(page, tab: str = "annotate") -> int | None:
+    """The id of the post on the tab's card (None: no post)."""
+    value = page.eval_on_selector(f"#{tab}-card .mmsa-card", "e => e.dataset.post")
+    return int(value) if value else None
+
+
+def wait_for_post(page, tab: str = "annotate", other_than: int | None = None) -> int:
+    page.wait_for_function("([t, o]) => { const p = document.querySelector(`#${t}-card .mmsa-card`)?.dataset.post;"
+                           " return !!p && p !== o; }", arg=[tab, "" if other_than is None else str(other_than)])
+    return post_on_screen(page, tab)
 
 
 def wait_text(page, selector: str, text: str) -> str:
@@ -75,11 +93,10 @@ def test_analyze_then_correct(page, example, read_db):
 
 
 def test_annotate_with_hotkeys(page, read_db):
-    page.get_by_role("tab", name="Annotate").click()
-    page.click("#annotate-next")
+    page.get_by_role("tab", name="Annotate").click()  # opening the tab shows the queue's next post
+    post = wait_for_post(page)
     wait_text(page, "#annotate-progress", "remaining")
-    post = int(page.input_value("#annotate-post input"))
-    note = page.get_by_label("Note (optional)").last
+    note = page.locator("#annotate-note textarea, #annotate-note input")
     note.fill("")
     note.press("1")  # typed into the note: must not label the post
     assert note.input_value() == "1"
@@ -89,19 +106,28 @@ def test_annotate_with_hotkeys(page, read_db):
     with read_db() as s:
         row = history(s, annotator=NAME, limit=1)[0]
     assert (row["post_id"], row["label"], row["note"]) == (post, "positive", "1")
-    page.wait_for_function("[...document.querySelectorAll('textarea')].every((t) => !t.value.startsWith('1'))")
-    assert note.input_value() == ""  # cleared for the next post
+    page.wait_for_function("document.querySelector('#annotate-note textarea, #annotate-note input').value === ''")
     page.keyboard.press("u")
     wait_text(page, "#annotate-status", "Undid")
-    page.wait_for_function("document.querySelector('#annotate-text textarea')?.value.length > 0")
-    page.wait_for_function("document.querySelector('#annotate-overlay img')?.naturalWidth > 0")  # its heatmap
-    page.wait_for_timeout(500)
-    shot(page, "annotate")
+    assert wait_for_post(page, other_than=-1) == post  # the undone post is back, with its explanation
+    page.wait_for_function(f"document.querySelector('#annotate-explanation .mmsa-explanation[data-post=\"{post}\"]')"
+                           "?.dataset.state === 'explained'")
+    assert f"for post #{post}" in page.inner_text("#annotate-explanation")
 
 
-def test_dashboard_shows_counts(page):
+def test_dashboard_shows_counts_and_the_export_button_downloads(page, ctx):
+    page.set_viewport_size({"width": 1440, "height": 900})
     page.get_by_role("tab", name="Dashboard").click()
     wait_text(page, "body", "kappa")
-    assert NAME in wait_text(page, "body", NAME)  # the per-annotator table
+    assert NAME in wait_text(page, "#dashboard-annotators", NAME)  # the per-annotator table
+    for table in ("#dashboard-annotators", "#dashboard-versions"):  # not cut at 1440 px: no sideways scrolling
+        assert page.eval_on_selector(f"{table} table", "t => t.parentElement.scrollWidth <= "
+                                                       "t.parentElement.clientWidth + 1"), table
+    assert "remaining" in page.inner_text("#dashboard-annotators")
     page.wait_for_timeout(1000)  # the confusion-matrix images, when the model has val metrics
     shot(page, "dashboard")
+    with page.expect_download() as download:  # the export button starts the download itself
+        page.click("#dashboard-export")
+    assert download.value.suggested_filename.endswith(".zip")
+    summary = wait_text(page, "#dashboard-export-summary", "Exported")
+    assert "ties kept" in summary and str(ctx.settings.data_dir) not in page.inner_text("body")

@@ -1,6 +1,7 @@
-"""HTML and Markdown typed into names and notes show as text on every tab, in headless Chromium: no element,
-link, remote image request or script comes of them. Names that today's rules refuse are written straight
-into the database, as an older version could have stored them."""
+"""HTML and Markdown typed into names, notes and post texts show as text on every tab, in headless Chromium: no
+element, link, remote image request or script comes of them (nor of ``${...}`` in the HTML cards' templates).
+Names that today's rules refuse are written straight into the database, as an older version could have stored
+them."""
 from __future__ import annotations
 
 import pytest
@@ -8,13 +9,16 @@ from sqlalchemy import text
 
 from annotations import add_post, save_correction
 
-from .test_browser import ARGS, CHROMIUM, wait_text
+from .test_browser import ARGS, CHROMIUM, open_page, wait_text
 
 NAME = "browser-esc"
 EVIL_NAMES = ['<img src=x onerror="window.__xss=1">', "[click](javascript:window.__xss=2)", "www.evil.example",
               "**loud**"]
 NOTE = ('<img src=x onerror="window.__xss=3"> [x](javascript:window.__xss=4) ![](http://127.0.0.1:9/beacon.png) '
         "**bold** $$x^2$$")
+
+TEXT = ('<img src=x onerror="window.__xss=5"> ${window.__xss=6} {{constructor.constructor}} '
+        "[x](javascript:window.__xss=7) **bold**")
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed at /usr/bin/chromium")
 
@@ -32,7 +36,10 @@ def legacy_names(ctx):
                            "(:p, :a, 'label', 'negative', :note, '2024-01-01 00:00:00')"),
                       {"p": post, "a": aid, "note": NOTE})
         save_correction(s, post, NAME, "positive", note=NOTE)  # shows in NAME's history on the Annotate tab
-    return post
+        hostile = add_post(s, TEXT, data_dir=ctx.settings.data_dir)  # the newest dispute: first on the Review tab
+        save_correction(s, hostile, "esc-a", "negative", note=NOTE)
+        save_correction(s, hostile, "esc-b", "positive", note=NOTE)
+    return post, hostile
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +47,9 @@ def page(server, legacy_names):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) not installed")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(60_000)
+        page = open_page(browser, server, NAME)
         page.requests = []
         page.on("request", lambda r: page.requests.append(r.url))
-        page.goto(server)
-        page.wait_for_selector("#analyze-run")
-        page.fill("#annotator-name textarea, #annotator-name input", NAME)
         yield page
         browser.close()
 
@@ -96,3 +99,16 @@ def test_dashboard_shows_names_as_text(page):
     assert EVIL_NAMES[0] in annotators and EVIL_NAMES[1] in annotators
     assert page.evaluate("window.__xss") is None
     assert not [u for u in page.requests if "beacon" in u or "evil.example" in u or u.endswith("/x")]
+
+
+def test_review_shows_texts_names_and_notes_as_text(page, ctx, legacy_names):
+    with ctx.sessions.begin() as s:  # a third opinion: the newest dispute, so the Review tab opens on it
+        save_correction(s, legacy_names[1], "esc-c", "neutral", note=NOTE)
+    page.get_by_role("tab", name="Review").click()
+    wait_text(page, "#review-verdict", "esc-c")
+    card = assert_inert(page, "#review-card")
+    assert TEXT.replace("  ", " ") in card.replace("\n", " ")
+    verdict = assert_inert(page, "#review-verdict")
+    assert '<img src=x onerror="window.__xss=3">' in verdict and "esc-a" in verdict
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__xss") is None

@@ -75,6 +75,8 @@ ANONYMOUS_WRITES = [
     ("/skip_post", lambda ex: ("mallory", 1, "unseen", ""), "Sign in to annotate"),
     ("/undo", lambda ex: ("bob", "unseen", ""), "Sign in to annotate"),
     ("/dashboard", lambda ex: ("",), "Sign in to see the dashboard"),
+    ("/review", lambda ex: (False, "mallory"), "Sign in to review disputed posts"),
+    ("/adjudicate", lambda ex: (1, "neutral", "", False, "mallory"), "Sign in to adjudicate"),
     ("/export", lambda ex: (), "Sign in to export"),
     ("/retrain", lambda ex: (True,), "Sign in to retrain"),
     ("/cancel_retrain", lambda ex: (), "Sign in to cancel a retrain"),

@@ -60,9 +60,10 @@ def test_conflict_score_is_the_chance_of_opposite_views():
     assert conflict_score(agree) == 0.0 and conflict_score(clash) == 1.0
 
 
-def test_hotkeys_cover_labels_skip_undo_and_ignore_text_fields():
-    assert set(HOTKEYS) == {"1", "2", "3", "s", "u"}
+def test_hotkeys_cover_labels_skip_undo_next_and_ignore_text_fields():
+    assert set(HOTKEYS) == {"1", "2", "3", "s", "u", "n", "enter"} and HOTKEYS["enter"] == HOTKEYS["n"]
     assert "TEXTAREA" in HOTKEYS_JS and "INPUT" in HOTKEYS_JS and "offsetParent" in HOTKEYS_JS
+    assert '"Escape"' in HOTKEYS_JS and ".blur()" in HOTKEYS_JS  # Esc leaves a text box
 
 
 def test_retrain_status_shows_progress_eta_and_outcome_escaped():
@@ -134,7 +135,7 @@ def test_zero_gpu_decorator_wraps_the_model_handlers(monkeypatch, ctx):
 
     AnalyzeHandlers(ctx, gpu_decorator())
     AnnotateHandlers(ctx, gpu_decorator())
-    assert wrapped == ["predict", "explain", "faithfulness", "explain"]
+    assert wrapped == ["predict", "explain", "faithfulness", "_predict", "_explain_post"]
 
 
 def test_faithfulness_comes_in_a_second_pass(ctx, example):
@@ -172,7 +173,7 @@ def test_on_a_space_the_app_offers_sign_in_and_warns_about_storage(tmp_path, che
 
     assert any(isinstance(b, gr.LoginButton) for b in blocks) == sign_in_available(True)  # needs gradio[oauth]
     banner = next(b for b in blocks if getattr(b, "elem_id", None) == "storage-banner")
-    assert banner.visible and "not persistent" in banner.value
+    assert not banner.visible and "not persistent" in banner.value  # shown to admins on load
     assert not (tmp_path / "data").exists()  # still nothing written
 
 
@@ -208,3 +209,29 @@ def test_explanations_take_turns_predictions_do_not():
         list(pool.map(lambda i: served.explain() if i % 2 else served.predict(), range(16)))
     assert fake.most["explain"] == 1 and fake.most["predict"] > 1
     assert served.labels == Fake.labels  # everything else passes through
+
+
+def test_the_storage_banner_is_for_admins_and_the_kept_name_and_queue_come_back(tmp_path, checkpoint):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from webapp.auth import SessionHandlers
+    from webapp.context import AppContext
+    from webapp.identity import AccessControl
+
+    settings = AppSettings(data_dir=tmp_path / "data", db_url=None, checkpoint=str(checkpoint), mvsa_dir=tmp_path,
+                           space_id="team/mmsa")
+    ctx = AppContext(settings, seed=False)
+    ctx._access = AccessControl("space", lambda: ctx.sessions, admins="boss")
+    on_load = SessionHandlers(ctx).on_load
+    name, _, banner, strategy = on_load("mallory", "unseen", profile=SimpleNamespace(username="boss"))
+    assert banner.visible and name.value == "boss" and strategy == "unseen"  # the server's name, not the kept one
+    for profile in (SimpleNamespace(username="ana"), None):  # an annotator, an anonymous visitor
+        assert not on_load("", "unseen", profile=profile)[2].visible
+    ctx._access = AccessControl("open", lambda: ctx.sessions)
+    name, _, _, strategy = on_load("ana", "conflict")
+    assert name.value == "ana" and strategy == "conflict"
+
+    name, _, _, strategy = on_load('<img src=x onerror="1">', "DROP TABLE")  # the browser's storage is input too
+    assert "value" not in name.constructor_args and strategy == gr.skip()  # neither is used (nor blanked out)

@@ -1,0 +1,168 @@
+"""The annotation loop as annotators feel it: key press -> next post on screen, and its explanation after that.
+
+    python bench/bench_annotate.py [--checkpoint PATH] [--posts 30] [--think 1.0] [--queue random] [--out FILE]
+
+Starts ``python app.py`` on a free port with a fresh data folder (MVSA-Single's val and unlabeled posts as
+the queue; the shipped ``mmsa_core/weights/default.pt`` unless ``--checkpoint``), unless ``--url`` names a
+running app. Each annotator is a headless Chromium page at 1280x800 with its own name on the Annotate tab:
+it waits until the post on screen is explained, looks at it for ``--think`` seconds, presses 1, 2 or 3, and
+the page itself records (``performance.now()``, no round trip to this script in the timings):
+
+- next post: from the keydown to the first frame after the next post's card (id, text and its image,
+  decoded) is in the page;
+- explanation: from the same keydown to the first frame that shows that post's explanation (not a
+  placeholder, not another post's).
+
+First 1 annotator labels ``--posts`` posts, then 4 annotators at once label ``--posts`` // 2 each. The
+browser runs on the same machine as the app and takes its share of the CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from bench.bench_app import import_queue, start_app  # noqa: E402
+from bench.common import emit, percentiles  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+# Installed in each page: the time of the last label key press, and when the post that followed it, then its
+# explanation, were first on screen (the frame after they entered the page, the image decoded).
+PROBE = """() => {
+  const B = window.__bench = {t0: null, from: null, next: null, nextAt: null, explAt: null};
+  const post = () => document.querySelector('#annotate-card .mmsa-card')?.dataset.post || null;
+  window.addEventListener('keydown', (e) => {
+    if (!'123'.includes(e.key)) return;
+    Object.assign(B, {t0: performance.now(), from: post(), next: null, nextAt: null, explAt: null});
+  }, true);
+  const check = () => {
+    const card = document.querySelector('#annotate-card .mmsa-card');
+    const p = card && card.dataset.post;
+    if (B.t0 !== null && B.next === null && p && p !== B.from && card.querySelector('.mmsa-text')) {
+      B.next = p;
+      const img = card.querySelector('img');
+      const done = () => requestAnimationFrame(() => { B.nextAt = performance.now(); });
+      img ? img.decode().then(done, done) : done();
+    }
+    const e = document.querySelector('#annotate-explanation .mmsa-explanation');
+    if (B.next !== null && B.explAt === null && p === B.next && e && e.dataset.state === 'explained'
+        && e.dataset.post === p && !e.classList.contains('mmsa-stale')) {
+      B.explAt = -1;
+      requestAnimationFrame(() => { B.explAt = performance.now(); });
+    }
+  };
+  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+# After a key press: [the next post, ms until it was on screen], once it is.
+NEXT = "() => { const B = window.__bench; return B.nextAt ? [B.next, B.nextAt - B.t0] : null; }"
+# After that: ms from the key press until its explanation was on screen.
+EXPLAINED = "() => { const B = window.__bench; return B.explAt > 0 ? B.explAt - B.t0 : null; }"
+# Before a key press: the post on screen is explained.
+READY = """() => { const c = document.querySelector('#annotate-card .mmsa-card'),
+  e = document.querySelector('#annotate-explanation .mmsa-explanation');
+  return !!c && !!e && e.dataset.state === 'explained' && e.dataset.post === c.dataset.post; }"""
+
+
+async def annotator(browser, url: str, name: str, n_posts: int, think: float, seed: int, queue: str,
+                    out: dict) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    page.set_default_timeout(120_000)
+    await page.goto(url)
+    await page.wait_for_function("document.querySelector('#identity-banner')?.innerText.length > 0")
+    await page.fill("#annotator-name textarea, #annotator-name input", name)
+    await page.get_by_role("tab", name="Annotate").click()
+    first = "() => document.querySelector('#annotate-card .mmsa-card')?.dataset.post || null"
+    post = await (await page.wait_for_function(first)).json_value()
+    if queue != "least_confident":
+        await page.click("#annotate-strategy input")
+        await page.get_by_role("option", name=f"Queue: {queue.replace('_', ' ')}").click()
+        await page.wait_for_function(f"([p]) => ({first})() !== p", arg=[post])
+        post = await (await page.wait_for_function(first)).json_value()
+    await page.evaluate(PROBE)
+    rng = random.Random(seed)
+    for _ in range(n_posts):
+        try:  # the explanation of the post on screen first (it was counted, or missed, after the last key)
+            await page.wait_for_function(READY, timeout=30_000)
+        except Exception:
+            pass
+        await asyncio.sleep(think)
+        await page.keyboard.press(rng.choice("123"))
+        _post, ms = await (await page.wait_for_function(NEXT, timeout=60_000)).json_value()
+        out["next"].append(ms)
+        try:
+            out["explained"].append(await (await page.wait_for_function(EXPLAINED, timeout=30_000)).json_value())
+        except Exception:
+            out["unexplained"] += 1
+    await context.close()
+
+
+async def phase(url: str, n_annotators: int, n_posts: int, think: float, tag: str, queue: str) -> dict:
+    from playwright.async_api import async_playwright
+
+    out = {"next": [], "explained": [], "unexplained": 0}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        await asyncio.gather(*(annotator(browser, url, f"{tag}-{k}", n_posts, think, k, queue, out)
+                               for k in range(n_annotators)))
+        await browser.close()
+    return out
+
+
+def row(n_annotators: int, out: dict) -> str:
+    nxt, expl = percentiles(out["next"]), percentiles(out["explained"] or [float("nan")])
+    return (f"| {n_annotators} | {nxt['n']} | {nxt['p50']:.0f} | {nxt['p95']:.0f} | {expl['p50']:.0f} | "
+            f"{expl['p95']:.0f} | {out['unexplained']} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", help="a running app (default: start one with a fresh data folder)")
+    ap.add_argument("--checkpoint", help="MMSA_CHECKPOINT for the started app (default: the shipped model)")
+    ap.add_argument("--mvsa-dir", default="../shared/data/mvsa-single")
+    ap.add_argument("--posts", type=int, default=30, help="posts labelled by the single annotator (4: half each)")
+    ap.add_argument("--think", type=float, default=1.0, help="seconds an annotator looks at an explained post")
+    ap.add_argument("--queue", default="random", help="queue strategy (random: annotators see different posts, "
+                    "so none gets a post another one's explanation was computed for)")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    proc = None
+    if not a.url:
+        data_dir = Path(tempfile.mkdtemp(prefix="bench-annotate-")) / "data"
+        data_dir.mkdir(parents=True)
+        print(f"imported {import_queue(data_dir, Path(a.mvsa_dir))} posts into {data_dir}", flush=True)
+        proc, a.url = start_app(data_dir, a.checkpoint)
+    try:
+        load_before = os.getloadavg()[0]
+        asyncio.run(phase(a.url, 1, 3, a.think, "warmup", a.queue))  # loads the model, warms the code paths
+        rows = []
+        for n in (1, 4):
+            t = time.perf_counter()
+            out = asyncio.run(phase(a.url, n, a.posts if n == 1 else max(1, a.posts // 2), a.think, f"bench{n}",
+                                    a.queue))
+            rows.append(row(n, out))
+            print(rows[-1], f"({time.perf_counter() - t:.0f} s)", flush=True)
+        md = (f"`python bench/bench_annotate.py --posts {a.posts} --think {a.think} --queue {a.queue}`: headless "
+              "Chromium at 1280x800, "
+              f"{os.cpu_count()} CPUs, load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after; "
+              f"{time.strftime('%Y-%m-%d %H:%M')}.\n\n"
+              "| annotators | posts | next post p50 ms | next post p95 ms | explanation p50 ms | explanation p95 ms "
+              "| not explained within 30 s |\n|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
+        emit(md, a.out)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
