@@ -5,7 +5,7 @@
 A fresh data folder gets N MVSA-Single *train* posts (a fixed random sample) and one annotator's label
 for each; the annotator gives MVSA's own label to 80% of them and another label to the rest (seeded), so
 the training data really changes. Then ``python -m mmsa_core.retrain --base mvsa-single`` runs three
-times against the same base checkpoint, each in a fresh process (``ru_maxrss`` of the child is its peak
+times against the same base checkpoint, each in a fresh process (``os.wait4`` gives each one its own peak
 RSS): with an empty feature cache (a fresh install), with the cache it left (the usual case), and with
 ``--full`` (every member's recipe from scratch, fine-tuning included) to show what the warm start costs
 in val / audit quality against a full retrain.
@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -55,13 +54,15 @@ def run_once(url: str, data_dir: Path, cache: Path, checkpoint: str, mvsa_dir: s
     cmd = [sys.executable, "-m", "mmsa_core.retrain", "--db", url, "--data-dir", str(data_dir), "--base",
            "mvsa-single", "--mvsa-dir", mvsa_dir, "--checkpoint", checkpoint, "--json", str(out)]
     env = {**os.environ, "MMSA_CACHE_DIR": str(cache), "TQDM_DISABLE": "1"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    subprocess.run(cmd + (["--full"] if full else []), cwd=REPO, env=env, check=True)
+    child = subprocess.Popen(cmd + (["--full"] if full else []), cwd=REPO, env=env)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (ru_maxrss, KiB)
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB; the largest child so far
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"retrain failed with exit code {child.returncode}: {' '.join(cmd)}")
     report = json.loads(out.read_text())
-    return {**report, "wall": wall, "peak_rss_gb": peak * 1024 / 1e9, "peak_is_new": peak > before}
+    return {**report, "wall": wall, "peak_rss_gb": usage.ru_maxrss * 1024 / 1e9}
 
 
 def _wf1(r: dict, k: str) -> str:
@@ -110,11 +111,11 @@ def main(argv=None) -> None:
           "| run | wall s | features s | training s | peak RSS (GB) | audit wF1 old → new | val wF1 old → new "
           "| val accuracy old → new | promoted |", "|---|---:|---:|---:|---:|---|---|---|---|"]
     for what, r in runs:
-        rss = f"{r['peak_rss_gb']:.2f}" if r["peak_is_new"] else f"≤ {r['peak_rss_gb']:.2f}"
+        rss = f"{r['peak_rss_gb']:.2f}"
         md.append(f"| {what} | {r['wall']:.0f} | {r['feature_seconds']:.0f} | {r['train_seconds']:.0f} | {rss} | "
                   f"{_wf1(r, 'audit')} | {_wf1(r, 'val')} | {_acc(r, 'val')} | {r['promoted']} ({r['reason']}) |")
-    md += ["", "Peak RSS is the child process's `ru_maxrss`; a later run that stays below an earlier one's peak "
-           "shows as ≤ that peak. Labels the new model learned (corrected posts in training): "
+    md += ["", "Peak RSS is each retrain process's own `ru_maxrss` (`os.wait4`). Features s: encoding the posts "
+           "(or reading them from the cache) and scoring the old model. Labels the new model learned (corrected posts in training): "
            f"{runs[-1][1]['correction_impact']}; audit posts: {runs[-1][1]['audit_impact']}."]
     emit("\n".join(md), a.out)
 

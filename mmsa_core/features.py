@@ -112,14 +112,16 @@ def encode_texts(model, texts: list[str], batch_size: int = 64, progress: bool =
     enc = model.text_encoder
     enc.train(False)  # inference behaviour, so a post encodes the same alone or in any batch
     device = next(model.parameters()).device
-    hidden, masks, ids = [], [], []
+    hidden = masks = ids = None  # filled in place: no second copy of the whole set at the end
     for i in tqdm(range(0, len(texts), batch_size), desc="text", disable=not progress):
         tok = enc.tokenize(texts[i:i + batch_size])
         x, m = tok["input_ids"].to(device), tok["attention_mask"].to(device)
-        hidden.append(enc.forward_trunk(x, m).float().cpu())
-        masks.append(m.cpu())
-        ids.append(x.cpu())
-    return torch.cat(hidden), torch.cat(masks), torch.cat(ids)
+        h = enc.forward_trunk(x, m).float().cpu()
+        if hidden is None:
+            hidden = h.new_empty((len(texts), *h.shape[1:]))
+            masks, ids = m.new_empty((len(texts), *m.shape[1:]), device="cpu"), x.new_empty((len(texts), *x.shape[1:]), device="cpu")
+        hidden[i:i + len(h)], masks[i:i + len(h)], ids[i:i + len(h)] = h, m.cpu(), x.cpu()
+    return hidden, masks, ids
 
 
 @torch.no_grad()
@@ -128,11 +130,14 @@ def encode_images(model, images: list, batch_size: int = 32, progress: bool = Fa
     enc = model.image_encoder
     enc.train(False)  # BatchNorm with its running statistics, never the batch's own
     device = next(model.parameters()).device
-    out = []
+    out = None  # filled in place: no second copy of the whole set at the end
     for i in tqdm(range(0, len(images), batch_size), desc="images", disable=not progress):
         pixels = torch.stack([enc.preprocess(load_image(x)) for x in images[i:i + batch_size]]).to(device)
-        out.append(enc.forward_trunk(pixels).float().cpu())
-    return torch.cat(out)
+        y = enc.forward_trunk(pixels).float().cpu()
+        if out is None:
+            out = y.new_empty((len(images), *y.shape[1:]))
+        out[i:i + len(y)] = y
+    return out
 
 
 def _write_atomic(value, path: Path) -> None:
@@ -232,18 +237,25 @@ class MvsaFeatures:
         self.model, self.cache, self.progress = model, cache_dir, progress
         self.whole = whole and data_dir is not None  # a smoke run on a slice encodes only that slice
         self.all = [p for p in load_mvsa(data_dir) if p.split in splits] if self.whole else []
-        self.row = {p.id: i for i, p in enumerate(self.all)}
-        self.fs: FeatureSet | None = None
+        self.row = {p.id: (0, i) for i, p in enumerate(self.all)}  # post id -> (part, row in that part)
+        self.parts: list[FeatureSet] = []  # 0: the whole MVSA set; then one part per batch of other posts
 
     def __call__(self, posts: list[Post]) -> FeatureSet:
         if not self.whole:
             return encode_posts(self.model, posts, self.cache, self.progress)
-        if self.fs is None:
-            self.fs = encode_posts(self.model, self.all, self.cache, self.progress)
-        outside = [p for p in posts if p.id not in self.row]
-        if outside:  # posts MVSA does not have (uploads): appended to the whole set once, then viewed
-            new = list({p.id: p for p in outside}.values())
-            start = len(self.fs)
-            self.fs = FeatureSet.concat([self.fs, encode_posts(self.model, new, self.cache, self.progress)])
-            self.row.update({p.id: start + i for i, p in enumerate(new)})
-        return self.fs.select([self.row[p.id] for p in posts])
+        if not self.parts:
+            self.parts.append(encode_posts(self.model, self.all, self.cache, self.progress))
+        outside = list({p.id: p for p in posts if p.id not in self.row}.values())
+        if outside:  # posts MVSA does not have (uploads, audit posts): a part of their own, never a copy of MVSA's
+            self.parts.append(encode_posts(self.model, outside, self.cache, self.progress))
+            self.row.update({p.id: (len(self.parts) - 1, i) for i, p in enumerate(outside)})
+        where = [self.row[p.id] for p in posts]
+        used = sorted({k for k, _ in where})
+        if len(used) == 1:  # the usual case: a view, nothing copied
+            return self.parts[used[0]].select([i for _, i in where])
+        # Mixed parts: copy only the selected rows, part by part, then put them back in the posts' order.
+        order = [j for k in used for j, (kk, _) in enumerate(where) if kk == k]
+        joined = FeatureSet.concat([self.parts[k].select([i for kk, i in where if kk == k]) for k in used])
+        back = torch.empty(len(order), dtype=torch.long)
+        back[torch.as_tensor(order)] = torch.arange(len(order))
+        return joined.select(back)

@@ -222,3 +222,32 @@ def test_the_cache_stays_under_its_size_bound(tmp_path, monkeypatch):
         _cached(tmp_path / f"f{i}.pt", lambda: {"x": torch.zeros(100_000)})
         os.utime(tmp_path / f"f{i}.pt", (time.time() + i, time.time() + i))
     assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["f1.pt", "f2.pt"]  # the oldest went
+
+
+def test_posts_outside_mvsa_get_their_own_part_and_never_copy_mvsas(tmp_path, mvsa_dir, monkeypatch):
+    """Audit posts and uploads are encoded on their own; a selection of MVSA posts stays a view of MVSA's
+    tensors (copying the whole set for a few extra posts doubled retraining's memory), and a mixed
+    selection comes back in the posts' order with the same features as encoding them directly."""
+    from dataclasses import replace as dc_replace
+
+    import mmsa_core.features as features
+    from mmsa_core.data import load_mvsa
+    from mmsa_core.features import MvsaFeatures, encode_posts
+
+    from .conftest import tiny_model
+
+    some = [p for p in load_mvsa(mvsa_dir) if p.split == "train"][:10]
+    monkeypatch.setattr(features, "load_mvsa", lambda _d: some)
+    model = tiny_model().eval()
+    lookup = MvsaFeatures(model, mvsa_dir, str(tmp_path / "cache"), progress=False)
+    mvsa_only = lookup(some[2:5])
+    whole = lookup.parts[0]
+    assert mvsa_only.image_trunk is whole.image_trunk and mvsa_only.text_hidden is whole.text_hidden
+    outside = [dc_replace(p, id=f"db:{p.id}", source="db") for p in some[:3]]
+    mixed = [some[7], outside[1], some[0], outside[0]]
+    fs = lookup(mixed)
+    assert len(lookup.parts) == 2 and lookup.parts[0].image_trunk is whole.image_trunk
+    direct = encode_posts(model, mixed, "", progress=False)
+    torch.testing.assert_close(fs.materialize().image_trunk, direct.image_trunk)
+    torch.testing.assert_close(fs.materialize().text_hidden, direct.text_hidden)
+    assert lookup(outside[:2]).image_trunk is lookup.parts[1].image_trunk  # known outside posts: a view too
