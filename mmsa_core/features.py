@@ -108,7 +108,8 @@ def weights_fingerprint(modules) -> str:
 
 
 @torch.no_grad()
-def encode_texts(model, texts: list[str], batch_size: int = 64, progress: bool = False):
+def encode_texts(model, texts: list[str], batch_size: int = 64, progress: bool = False,
+                 dtype: torch.dtype = torch.float32):
     enc = model.text_encoder
     enc.train(False)  # inference behaviour, so a post encodes the same alone or in any batch
     device = next(model.parameters()).device
@@ -116,7 +117,7 @@ def encode_texts(model, texts: list[str], batch_size: int = 64, progress: bool =
     for i in tqdm(range(0, len(texts), batch_size), desc="text", disable=not progress):
         tok = enc.tokenize(texts[i:i + batch_size])
         x, m = tok["input_ids"].to(device), tok["attention_mask"].to(device)
-        h = enc.forward_trunk(x, m).float().cpu()
+        h = enc.forward_trunk(x, m).to(dtype).cpu()
         if hidden is None:
             hidden = h.new_empty((len(texts), *h.shape[1:]))
             masks, ids = m.new_empty((len(texts), *m.shape[1:]), device="cpu"), x.new_empty((len(texts), *x.shape[1:]), device="cpu")
@@ -125,7 +126,8 @@ def encode_texts(model, texts: list[str], batch_size: int = 64, progress: bool =
 
 
 @torch.no_grad()
-def encode_images(model, images: list, batch_size: int = 32, progress: bool = False):
+def encode_images(model, images: list, batch_size: int = 32, progress: bool = False,
+                  dtype: torch.dtype = torch.float32):
     """Trunk outputs of images given as paths, bytes or PIL images."""
     enc = model.image_encoder
     enc.train(False)  # BatchNorm with its running statistics, never the batch's own
@@ -133,7 +135,7 @@ def encode_images(model, images: list, batch_size: int = 32, progress: bool = Fa
     out = None  # filled in place: no second copy of the whole set at the end
     for i in tqdm(range(0, len(images), batch_size), desc="images", disable=not progress):
         pixels = torch.stack([enc.preprocess(load_image(x)) for x in images[i:i + batch_size]]).to(device)
-        y = enc.forward_trunk(pixels).float().cpu()
+        y = enc.forward_trunk(pixels).to(dtype).cpu()
         if out is None:
             out = y.new_empty((len(images), *y.shape[1:]))
         out[i:i + len(y)] = y
@@ -188,20 +190,23 @@ def _cached(path: Path, compute):
 
 
 def encode_posts(model, posts: list[Post], cache_dir: str | Path | None = None,
-                 progress: bool = True) -> FeatureSet:
-    """Trunk features for ``posts``, read from or written to the cache (``cache_dir=""`` disables it)."""
+                 progress: bool = True, dtype: torch.dtype = torch.float32) -> FeatureSet:
+    """Trunk features for ``posts``, read from or written to the cache (``cache_dir=""`` disables it).
+
+    ``dtype=torch.float16`` keeps (and caches) them at half the memory; batches are float32 either way."""
     cache = default_cache_dir() if cache_dir is None else (Path(cache_dir) if cache_dir else None)
     t, i, cfg = model.text_encoder, model.image_encoder, model.cfg
     h = posts_hash(posts, with_labels=False)
+    tag = () if dtype == torch.float32 else (str(dtype),)  # float32 keys stay as they were
     text_fn = lambda: dict(zip(("hidden", "mask", "ids"), encode_texts(model, [p.text for p in posts],
-                                                                       progress=progress)))
-    image_fn = lambda: {"trunk": encode_images(model, [p.image for p in posts], progress=progress)}
+                                                                       progress=progress, dtype=dtype)))
+    image_fn = lambda: {"trunk": encode_images(model, [p.image for p in posts], progress=progress, dtype=dtype)}
     if cache is None:
         tx, im = text_fn(), image_fn()
     else:
-        tx = _cached(cache / f"text-{_key(cfg.text_encoder, t.split, cfg.max_text_len, trunk_tag(t), h)}.pt",
+        tx = _cached(cache / f"text-{_key(cfg.text_encoder, t.split, cfg.max_text_len, trunk_tag(t), h, *tag)}.pt",
                      text_fn)
-        im = _cached(cache / f"image-{_key(cfg.image_encoder, i.split, trunk_tag(i), h)}.pt", image_fn)
+        im = _cached(cache / f"image-{_key(cfg.image_encoder, i.split, trunk_tag(i), h, *tag)}.pt", image_fn)
         log.info("features for %d posts from %s", len(posts), cache)
     return FeatureSet(tx["hidden"], tx["mask"], tx["ids"], im["trunk"])
 
@@ -233,8 +238,9 @@ class MvsaFeatures:
     encoded on its own."""
 
     def __init__(self, model, data_dir: str | Path | None, cache_dir: str | Path | None = None,
-                 progress: bool = True, whole: bool = True, splits: tuple[str, ...] = ("train", "val")):
-        self.model, self.cache, self.progress = model, cache_dir, progress
+                 progress: bool = True, whole: bool = True, splits: tuple[str, ...] = ("train", "val"),
+                 dtype: torch.dtype = torch.float32):
+        self.model, self.cache, self.progress, self.dtype = model, cache_dir, progress, dtype
         self.whole = whole and data_dir is not None  # a smoke run on a slice encodes only that slice
         self.all = [p for p in load_mvsa(data_dir) if p.split in splits] if self.whole else []
         self.row = {p.id: (0, i) for i, p in enumerate(self.all)}  # post id -> (part, row in that part)
@@ -242,12 +248,12 @@ class MvsaFeatures:
 
     def __call__(self, posts: list[Post]) -> FeatureSet:
         if not self.whole:
-            return encode_posts(self.model, posts, self.cache, self.progress)
+            return encode_posts(self.model, posts, self.cache, self.progress, self.dtype)
         if not self.parts:
-            self.parts.append(encode_posts(self.model, self.all, self.cache, self.progress))
+            self.parts.append(encode_posts(self.model, self.all, self.cache, self.progress, self.dtype))
         outside = list({p.id: p for p in posts if p.id not in self.row}.values())
         if outside:  # posts MVSA does not have (uploads, audit posts): a part of their own, never a copy of MVSA's
-            self.parts.append(encode_posts(self.model, outside, self.cache, self.progress))
+            self.parts.append(encode_posts(self.model, outside, self.cache, self.progress, self.dtype))
             self.row.update({p.id: (len(self.parts) - 1, i) for i, p in enumerate(outside)})
         where = [self.row[p.id] for p in posts]
         used = sorted({k for k, _ in where})

@@ -251,3 +251,10 @@ def test_posts_outside_mvsa_get_their_own_part_and_never_copy_mvsas(tmp_path, mv
     torch.testing.assert_close(fs.materialize().image_trunk, direct.image_trunk)
     torch.testing.assert_close(fs.materialize().text_hidden, direct.text_hidden)
     assert lookup(outside[:2]).image_trunk is lookup.parts[1].image_trunk  # known outside posts: a view too
+    # Retraining keeps its features in float16 (half the memory); batches still come in float32, close to them.
+    half = MvsaFeatures(model, mvsa_dir, str(tmp_path / "cache"), progress=False, dtype=torch.float16)(mixed)
+    assert half.image_trunk.dtype == torch.float16 and half.text_hidden.dtype == torch.float16
+    b16, b32 = half.batch([0, 1, 2, 3], "cpu"), fs.batch([0, 1, 2, 3], "cpu")
+    assert b16[3].dtype == torch.float32
+    torch.testing.assert_close(b16[3], b32[3], rtol=1e-2, atol=1e-3)
+    torch.testing.assert_close(b16[0], b32[0], rtol=1e-2, atol=1e-3)
