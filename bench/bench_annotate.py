@@ -23,7 +23,6 @@ import asyncio
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from bench.bench_app import import_queue, start_app  # noqa: E402
+from bench.bench_app import add_app_arguments, app_with_queue  # noqa: E402
 from bench.common import emit, percentiles  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -126,28 +125,20 @@ def row(n_annotators: int, out: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", help="a running app (default: start one with a fresh data folder)")
-    ap.add_argument("--checkpoint", help="MMSA_CHECKPOINT for the started app (default: the shipped model)")
-    ap.add_argument("--mvsa-dir", default="../shared/data/mvsa-single")
+    add_app_arguments(ap, "the shipped model")
     ap.add_argument("--posts", type=int, default=30, help="posts labelled by the single annotator (4: half each)")
     ap.add_argument("--think", type=float, default=1.0, help="seconds an annotator looks at an explained post")
     ap.add_argument("--queue", default="random", help="queue strategy (random: annotators see different posts, "
                     "so none gets a post another one's explanation was computed for)")
     ap.add_argument("--out")
     a = ap.parse_args()
-    proc = None
-    if not a.url:
-        data_dir = Path(tempfile.mkdtemp(prefix="bench-annotate-")) / "data"
-        data_dir.mkdir(parents=True)
-        print(f"imported {import_queue(data_dir, Path(a.mvsa_dir))} posts into {data_dir}", flush=True)
-        proc, a.url = start_app(data_dir, a.checkpoint)
-    try:
+    with app_with_queue(a.url, a.mvsa_dir, a.checkpoint, "bench-annotate-") as (url, _):
         load_before = os.getloadavg()[0]
-        asyncio.run(phase(a.url, 1, 3, a.think, "warmup", a.queue))  # loads the model, warms the code paths
+        asyncio.run(phase(url, 1, 3, a.think, "warmup", a.queue))  # loads the model, warms the code paths
         rows = []
         for n in (1, 4):
             t = time.perf_counter()
-            out = asyncio.run(phase(a.url, n, a.posts if n == 1 else max(1, a.posts // 2), a.think, f"bench{n}",
+            out = asyncio.run(phase(url, n, a.posts if n == 1 else max(1, a.posts // 2), a.think, f"bench{n}",
                                     a.queue))
             rows.append(row(n, out))
             print(rows[-1], f"({time.perf_counter() - t:.0f} s)", flush=True)
@@ -158,10 +149,6 @@ def main() -> None:
               "| annotators | posts | next post p50 ms | next post p95 ms | explanation p50 ms | explanation p95 ms "
               "| not explained within 30 s |\n|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
         emit(md, a.out)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

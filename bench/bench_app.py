@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +71,31 @@ def start_app(data_dir: Path, checkpoint: str | None) -> tuple[subprocess.Popen,
                 raise RuntimeError(f"the app exited; see {data_dir / 'app.log'}")
             time.sleep(0.5)
     raise RuntimeError("the app did not start within 2 minutes")
+
+
+def add_app_arguments(ap: argparse.ArgumentParser, default_model: str) -> None:
+    """The options of the benchmarks that drive an app: a running one, or the model for the one they start."""
+    ap.add_argument("--url", help="a running app (default: start one with a fresh data folder)")
+    ap.add_argument("--checkpoint", help=f"MMSA_CHECKPOINT for the started app (default: {default_model})")
+    ap.add_argument("--mvsa-dir", default="../shared/data/mvsa-single")
+
+
+@contextmanager
+def app_with_queue(url: str | None, mvsa_dir: str, checkpoint: str | None, prefix: str):
+    """(url, data folder) of the app to measure: ``url`` as given (no data folder), else ``python app.py`` started
+    on a fresh data folder with MVSA-Single's val and unlabeled posts as the queue, and stopped at the end."""
+    if url:
+        yield url, None
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix)) / "data"
+    data_dir.mkdir(parents=True)
+    print(f"imported {import_queue(data_dir, Path(mvsa_dir))} posts into {data_dir}", flush=True)
+    proc, url = start_app(data_dir, checkpoint)
+    try:
+        yield url, data_dir
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def analyze_once(client, image: str, text: str, faithfulness: bool) -> float:
@@ -169,9 +195,7 @@ def row(name: str, ms: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", help="a running app (default: start one with a fresh data folder)")
-    ap.add_argument("--checkpoint", help="MMSA_CHECKPOINT for the started app (default: the app's default)")
-    ap.add_argument("--mvsa-dir", default="../shared/data/mvsa-single")
+    add_app_arguments(ap, "the app's default")
     ap.add_argument("--n", type=int, default=30, help="round trips per client")
     ap.add_argument("--duration", type=float, default=120.0, help="seconds of concurrent annotation")
     ap.add_argument("--annotators", type=int, default=4)
@@ -180,33 +204,26 @@ def main() -> None:
     from mmsa_core.data import load_mvsa
 
     posts = [p for p in load_mvsa(a.mvsa_dir) if p.split == "val"]
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-app-")) / "data"
-    proc = None
-    if not a.url:
-        data_dir.mkdir(parents=True)
-        print(f"imported {import_queue(data_dir, Path(a.mvsa_dir))} posts into {data_dir}", flush=True)
-        # All clients come from one address, which the per-person limits would count as one visitor: this
-        # benchmark measures latency, so the limits are raised for the app it starts (bench_security.py
-        # measures the limits themselves).
-        for bucket in ("PREDICT", "EXPLAIN", "CORRECT"):
-            os.environ.setdefault(f"MMSA_RATE_{bucket}", "100000/minute")
-        proc, a.url = start_app(data_dir, a.checkpoint)
-    try:
+    # All clients come from one address, which the per-person limits would count as one visitor: this benchmark
+    # measures latency, so the limits are raised for the app it starts (bench_security.py measures the limits).
+    for bucket in ("PREDICT", "EXPLAIN", "CORRECT"):
+        os.environ.setdefault(f"MMSA_RATE_{bucket}", "100000/minute")
+    with app_with_queue(a.url, a.mvsa_dir, a.checkpoint, "bench-app-") as (url, data_dir):
         from gradio_client import Client
 
-        analyze_round_trips(a.url, posts[-5:], 1, 1, True)  # warm-up: loads the model
+        analyze_round_trips(url, posts[-5:], 1, 1, True)  # warm-up: loads the model
         lines = [f"Analyze round trip (`/predict` + `/explain` through gradio_client), {machine()}:", "",
                  "| setting | n | p50 ms | p95 ms | mean ms |", "|---|---|---|---|---|"]
         for faithfulness in (False, True):
             for clients in (1, 4):
-                ms = analyze_round_trips(a.url, posts, a.n if clients == 1 else max(1, a.n // clients), clients,
+                ms = analyze_round_trips(url, posts, a.n if clients == 1 else max(1, a.n // clients), clients,
                                          faithfulness)
                 what = "+ faithfulness pass" if faithfulness else "label + heatmap + words"
                 lines.append(row(f"{what}, {clients} client{'s' * (clients > 1)}", ms))
                 print(lines[-1], flush=True)
-        Client(a.url, verbose=False)  # the app still answers
-        saves, lat, errors = annotators(a.url, a.annotators, a.duration)
-        found = verify_saves(data_dir, saves) if proc is not None else None
+        Client(url, verbose=False)  # the app still answers
+        saves, lat, errors = annotators(url, a.annotators, a.duration)
+        found = verify_saves(data_dir, saves) if data_dir is not None else None
         s = percentiles(lat or [float("nan")])
         lines += ["", f"{a.annotators} annotators labelling through `/label_post` for {a.duration:.0f} s:", "",
                   "| saves acknowledged | found in the database | errors | save p50 ms | save p95 ms |",
@@ -216,10 +233,6 @@ def main() -> None:
         emit("\n".join(lines), a.out)
         for e in errors[:5]:
             print("error:", e)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(30)
 
 
 if __name__ == "__main__":

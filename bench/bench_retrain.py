@@ -58,9 +58,9 @@ def run_once(url: str, data_dir: Path, cache: Path, checkpoint: str, mvsa_dir: s
     child = subprocess.Popen(cmd + (["--full"] if full else []), cwd=REPO, env=env)
     _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (ru_maxrss, KiB)
     wall = time.perf_counter() - t0
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"retrain failed with exit code {child.returncode}: {' '.join(cmd)}")
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise SystemExit(f"retrain failed with exit code {code}: {' '.join(cmd)}")
     report = json.loads(out.read_text())
     return {**report, "wall": wall, "peak_rss_gb": usage.ru_maxrss * 1024 / 1e9}
 
@@ -111,11 +111,12 @@ def main(argv=None) -> None:
           "| run | wall s | features s | training s | peak RSS (GB) | audit wF1 old → new | val wF1 old → new "
           "| val accuracy old → new | promoted |", "|---|---:|---:|---:|---:|---|---|---|---|"]
     for what, r in runs:
-        rss = f"{r['peak_rss_gb']:.2f}"
-        md.append(f"| {what} | {r['wall']:.0f} | {r['feature_seconds']:.0f} | {r['train_seconds']:.0f} | {rss} | "
+        md.append(f"| {what} | {r['wall']:.0f} | {r['feature_seconds']:.0f} | {r['train_seconds']:.0f} | "
+                  f"{r['peak_rss_gb']:.2f} | "
                   f"{_wf1(r, 'audit')} | {_wf1(r, 'val')} | {_acc(r, 'val')} | {r['promoted']} ({r['reason']}) |")
     md += ["", "Peak RSS is each retrain process's own `ru_maxrss` (`os.wait4`). Features s: encoding the posts "
-           "(or reading them from the cache) and scoring the old model. Labels the new model learned (corrected posts in training): "
+           "(or reading them from the cache) and scoring the old model. Labels the new model learned (corrected "
+           "posts in training): "
            f"{runs[-1][1]['correction_impact']}; audit posts: {runs[-1][1]['audit_impact']}."]
     emit("\n".join(md), a.out)
 

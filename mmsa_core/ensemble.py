@@ -241,9 +241,17 @@ def build_member(ckpt: dict) -> MultimodalClassifier:
     return model.eval()
 
 
+def stored_member(path: str | Path, storage: str = "float32") -> dict:
+    """A member checkpoint read from ``path``, its weights as an ensemble stored in ``storage`` holds them."""
+    ckpt = read_checkpoint(path)
+    if ckpt.get("kind") == "ensemble":
+        raise ValueError(f"{path} is already an ensemble")
+    return {**as_stored(ckpt, storage), "source": Path(path).name}
+
+
 def load_member(path: str | Path, storage: str = "float32") -> MultimodalClassifier:
     """A member from its checkpoint, with its weights as an ensemble stored in ``storage`` would hold them."""
-    return build_member(as_stored(read_checkpoint(path), storage))
+    return build_member(stored_member(path, storage))
 
 
 def member_probs(models: list[MultimodalClassifier], posts, data_dir: str) -> list[np.ndarray]:
@@ -266,12 +274,11 @@ def save_ensemble(paths: list[str | Path], out: str | Path, storage: str = "floa
     ``storage``: ``float32``; ``float16`` (half the file; the weights load back into float32 models); or
     ``int8-delta`` (fine-tuned encoder weights as int8 deltas from the pretrained ones, the rest float16;
     see ``compress``)."""
-    members = []
-    for p in paths:
-        m = read_checkpoint(p)
-        if m.get("kind") == "ensemble":
-            raise ValueError(f"{p} is already an ensemble")
-        members.append({**as_stored(m, storage), "source": Path(p).name})
+    return write_ensemble([stored_member(p, storage) for p in paths], out, storage, **meta)
+
+
+def write_ensemble(members: list[dict], out: str | Path, storage: str, **meta) -> Path:
+    """``save_ensemble`` for members already in their stored form (``stored_member``)."""
     first = members[0]
     ckpt = {"format": FORMAT, "kind": "ensemble", "config": first["config"], "labels": first["labels"],
             "encoders": first["encoders"], "members": members,
@@ -341,7 +348,8 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    models = [load_member(p, a.storage) for p in a.checkpoints]
+    stored = [stored_member(p, a.storage) for p in a.checkpoints]  # read and converted once: scored, then saved
+    models = [build_member(m) for m in stored]
     val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
     y = np.array([models[0].labels.index(p.label) for p in val])
     probs = member_probs(models, val, a.data_dir)
@@ -356,8 +364,9 @@ def main(argv=None) -> None:
         m["swap_estimate_accuracy"] = swap_estimate(probs, y)
         print(f"greedy selection scored on the other half of val (2-fold swap): accuracy "
               f"{m['swap_estimate_accuracy']:.2f}")
-    save_ensemble(paths, a.out, storage=a.storage, metrics={"val": m, "selection": "greedy on val" if a.greedy else "all",
-                                         "members_val_accuracy": dict(zip(a.checkpoints, members_val))})
+    write_ensemble([stored[i] for i in chosen], a.out, a.storage,
+                   metrics={"val": m, "selection": "greedy on val" if a.greedy else "all",
+                            "members_val_accuracy": dict(zip(a.checkpoints, members_val))})
     print(f"wrote {a.out}")
 
 

@@ -113,16 +113,17 @@ def encode_texts(model, texts: list[str], batch_size: int = 64, progress: bool =
     enc = model.text_encoder
     enc.train(False)  # inference behaviour, so a post encodes the same alone or in any batch
     device = next(model.parameters()).device
-    hidden = masks = ids = None  # filled in place: no second copy of the whole set at the end
+    hidden, masks, ids = None, [], []  # hidden states filled in place: no second copy of them at the end
     for i in tqdm(range(0, len(texts), batch_size), desc="text", disable=not progress):
         tok = enc.tokenize(texts[i:i + batch_size])
         x, m = tok["input_ids"].to(device), tok["attention_mask"].to(device)
         h = enc.forward_trunk(x, m).to(dtype).cpu()
         if hidden is None:
             hidden = h.new_empty((len(texts), *h.shape[1:]))
-            masks, ids = m.new_empty((len(texts), *m.shape[1:]), device="cpu"), x.new_empty((len(texts), *x.shape[1:]), device="cpu")
-        hidden[i:i + len(h)], masks[i:i + len(h)], ids[i:i + len(h)] = h, m.cpu(), x.cpu()
-    return hidden, masks, ids
+        hidden[i:i + len(h)] = h
+        masks.append(m.cpu())
+        ids.append(x.cpu())
+    return hidden, torch.cat(masks), torch.cat(ids)
 
 
 @torch.no_grad()
@@ -260,8 +261,6 @@ class MvsaFeatures:
         if len(used) == 1:  # the usual case: a view, nothing copied
             return self.parts[used[0]].select([i for _, i in where])
         # Mixed parts: copy only the selected rows, part by part, then put them back in the posts' order.
-        order = [j for k in used for j, (kk, _) in enumerate(where) if kk == k]
+        order = sorted(range(len(where)), key=lambda j: where[j][0])  # stable: by part, then as given
         joined = FeatureSet.concat([self.parts[k].select([i for kk, i in where if kk == k]) for k in used])
-        back = torch.empty(len(order), dtype=torch.long)
-        back[torch.as_tensor(order)] = torch.arange(len(order))
-        return joined.select(back)
+        return joined.select(torch.argsort(torch.as_tensor(order)))

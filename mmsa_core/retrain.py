@@ -225,12 +225,8 @@ def _retrain_member(recipe: dict, full: bool, data: RetrainData, mvsa_dir, setti
     seed_everything(recipe.get("train_config", {}).get("seed", 0))
     if full:
         tcfg = _full_config(recipe, epochs, cache_dir, limit)
-        t = time.perf_counter()  # the old member's features (encoded here unless cached) and predictions
         with encoders_frozen(old):
-            lookup = _lookup(old, mvsa_dir, tcfg, lookups)
-            judge.add("old", old, lookup)
-            trained_on.add("old", old, lookup)
-        t_old = time.perf_counter() - t
+            t_old = _judged("old", old, _lookup(old, mvsa_dir, tcfg, lookups), judge, trained_on)
         new = MultimodalClassifier(ModelConfig.from_dict(recipe["config"]))
         rec = train_on_posts(new, tcfg, data.train, [], _lookup(new, mvsa_dir, tcfg, lookups), path, progress=False,
                              hook=hook)
@@ -238,19 +234,23 @@ def _retrain_member(recipe: dict, full: bool, data: RetrainData, mvsa_dir, setti
         tcfg = _warm_config(recipe, epochs, cache_dir, limit)
         new = build_member(recipe)
         with encoders_frozen(old), encoders_frozen(new):  # same encoders: one feature set for both
-            t = time.perf_counter()
             lookup = _lookup(new, mvsa_dir, tcfg, lookups)
-            judge.add("old", old, lookup)
-            trained_on.add("old", old, lookup)
-            t_old = time.perf_counter() - t
+            t_old = _judged("old", old, lookup, judge, trained_on)
             rec = train_on_posts(new, tcfg, data.train, [], lookup, None, progress=False, hook=hook)
         save_checkpoint(new, path, **{**rec, "warm_started_from": recipe.get("source", base_name)})
     with encoders_frozen(new):
-        lookup = _lookup(new, mvsa_dir, tcfg, lookups)
-        judge.add("new", new, lookup)
-        trained_on.add("new", new, lookup)
+        _judged("new", new, _lookup(new, mvsa_dir, tcfg, lookups), judge, trained_on)
     # Feature time = encoding (or reading the cache) while the old member was judged, plus training's own.
-    return {**rec, "feature_seconds": rec.get("feature_seconds", 0.0) + t_old}
+    return {**rec, "feature_seconds": rec["feature_seconds"] + t_old}
+
+
+def _judged(tag: str, model, lookup: MvsaFeatures, *judges: _Judge) -> float:
+    """Give every judge ``model``'s predictions under ``tag``; returns the seconds it took (the features are
+    encoded, or read from the cache, on a lookup's first use)."""
+    t = time.perf_counter()
+    for j in judges:
+        j.add(tag, model, lookup)
+    return time.perf_counter() - t
 
 
 def _lookup(model, mvsa_dir, tcfg: TrainConfig, lookups: dict) -> MvsaFeatures:

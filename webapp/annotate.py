@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .cards import (explaining_card, explanation_card, history_html, message_card, no_explanation_card, post_card,
-                    post_image_url, progress_html, suggestion_html, to_data_url)
+from .cards import (OVERLAY_SIDE, explaining_card, explanation_card, history_html, message_card,
+                    no_explanation_card, post_card, post_image_url, progress_html, suggestion_html, to_data_url)
 from .context import AppContext
 from .formatting import history_rows
 from .identity import Identity, require_name, require_role
@@ -263,7 +263,7 @@ class AnnotateHandlers:
         if not self.screens.wanted(post_id):
             raise Stale(post_id)
         e = self._explain_post(state.get("model"), state["image"], state["text"])
-        overlay = to_data_url(e.overlay, 480) if e.overlay is not None else None
+        overlay = to_data_url(e.overlay, OVERLAY_SIDE) if e.overlay is not None else None
         return explanation_card(post_id, e.to_dict(), overlay)
 
     def _explain_post(self, model: str | None, image: str, text: str):

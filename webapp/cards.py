@@ -8,11 +8,10 @@ it belongs to in ``data-post``; ``webapp.hotkeys`` hides an explanation whose po
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import math
-import threading
-from collections import OrderedDict
 from typing import Any
 
 PREVIEW_CHARS = 280  # longer texts show this much, then "show all"
@@ -48,30 +47,15 @@ def to_data_url(image, max_side: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-class _ImageUrls:
-    """Display-sized data URLs of post images, by file (content-addressed names: a path never changes)."""
+@functools.lru_cache(maxsize=256)
+def post_image_url(path: str) -> str:
+    """A post image as a display-sized data URL, kept for the 256 files used last (content-addressed names:
+    a path never changes)."""
+    from PIL import Image, ImageOps
 
-    def __init__(self, size: int = 256):
-        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, path: str) -> str:
-        with self._lock:
-            if path in self._items:
-                self._items.move_to_end(path)
-                return self._items[path]
-        from PIL import Image, ImageOps
-
-        with Image.open(path) as im:
-            im.seek(0)  # animated GIF: the first frame, as the model sees it
-            url = to_data_url(ImageOps.exif_transpose(im) or im, DISPLAY_SIDE)
-        with self._lock:
-            self._items[path] = url
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return url
-
-
-post_image_url = _ImageUrls().get
+    with Image.open(path) as im:
+        im.seek(0)  # animated GIF: the first frame, as the model sees it
+        return to_data_url(ImageOps.exif_transpose(im) or im, DISPLAY_SIDE)
 
 
 # ---- post, suggestion, progress ------------------------------------------------------------------------

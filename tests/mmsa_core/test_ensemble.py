@@ -10,17 +10,25 @@ from .conftest import tiny_model
 from .test_models import batch
 
 
+def ensemble_of(members, tmp_path, name: str, n: int = 4):
+    """The members saved and loaded back as one ensemble (files ``<name><i>.pt``), a batch of ``n`` posts,
+    and the members' averaged probabilities on it: what the ensemble must reproduce."""
+    pixels, ids, mask = batch(members[0], n)
+    with torch.no_grad():
+        expected = torch.stack([m(pixels, ids, mask).logits.softmax(-1) for m in members]).mean(0)
+    paths = [save_checkpoint(m, tmp_path / f"{name}{i}.pt") for i, m in enumerate(members)]
+    model, meta = load_model(save_ensemble(paths, tmp_path / f"{name}.pt"))
+    return model, meta, (pixels, ids, mask), expected
+
+
 def test_ensemble_averages_member_probabilities_and_shares_the_trunk(tmp_path):
     members = [tiny_model("concat").eval(), tiny_model("concat", image_encoder="tiny-cnn", max_text_len=16).eval()]
     with pytest.raises(ValueError, match="share encoders"):  # different inputs cannot share a trunk
         save_ensemble([save_checkpoint(m, tmp_path / f"m{i}.pt") for i, m in enumerate(members)], tmp_path / "x.pt")
         load_model(tmp_path / "x.pt")
     members = [tiny_model("concat").eval(), tiny_model("attention_add").eval()]
-    paths = [save_checkpoint(m, tmp_path / f"k{i}.pt") for i, m in enumerate(members)]
-    model, meta = load_model(save_ensemble(paths, tmp_path / "ens.pt"))
-    pixels, ids, mask = batch(members[0], 4)
+    model, meta, (pixels, ids, mask), expected = ensemble_of(members, tmp_path, "k")
     with torch.no_grad():
-        expected = torch.stack([m(pixels, ids, mask).logits.softmax(-1) for m in members]).mean(0)
         got = model(pixels, ids, mask).logits.softmax(-1)
     assert torch.allclose(got, expected, atol=1e-6)
     assert model.members[1].image_encoder.stages[0] is model.members[0].image_encoder.stages[0]
@@ -49,18 +57,12 @@ def test_ensemble_of_frozen_members_exposes_the_head_seam(tmp_path):
 
 
 def test_members_that_fine_tuned_text_layers_share_only_what_stayed_frozen(tmp_path):
-    from mmsa_core.features import FeatureSet, predict_probs
-
     members = [tiny_model("concat").eval(), tiny_model("mscmf", text_trainable_layers=1).eval(),
                tiny_model("attention_concat").eval()]
     with torch.no_grad():  # make the fine-tuned layer really differ from the pretrained one
         for p in members[1].text_encoder.layers[-1].parameters():
             p.add_(0.05 * torch.randn_like(p))
-    pixels, ids, mask = batch(members[0], 4)
-    with torch.no_grad():
-        expected = torch.stack([m(pixels, ids, mask).logits.softmax(-1) for m in members]).mean(0)
-    paths = [save_checkpoint(m, tmp_path / f"f{i}.pt") for i, m in enumerate(members)]
-    model, _ = load_model(save_ensemble(paths, tmp_path / "mixed.pt"))
+    model, _, (pixels, ids, mask), expected = ensemble_of(members, tmp_path, "f")
     enc = model.text_encoder
     assert enc.split == members[1].text_encoder.split and len(enc.tops) == 2  # the frozen top once, one own
     assert model.members[0].text_encoder.layers[-1] is model.members[2].text_encoder.layers[-1]
@@ -125,11 +127,7 @@ def test_members_with_their_own_cnn_stages_run_side_by_side_and_explain(tmp_path
         for m in members[:2]:
             for p in m.image_encoder.stages[-1].parameters():
                 p.add_(0.1 * torch.randn_like(p))
-    pixels, ids, mask = batch(members[0], 3)
-    with torch.no_grad():
-        expected = torch.stack([m(pixels, ids, mask).logits.softmax(-1) for m in members]).mean(0)
-    paths = [save_checkpoint(m, tmp_path / f"i{i}.pt") for i, m in enumerate(members)]
-    model, _ = load_model(save_ensemble(paths, tmp_path / "img.pt"))
+    model, _, (pixels, ids, mask), expected = ensemble_of(members, tmp_path, "i", n=3)
     enc = model.image_encoder
     assert isinstance(enc, EnsembleImageEncoder) and enc.dim == 3 * members[0].image_encoder.dim
     assert enc.stages[0] is model.members[2].image_encoder.stages[0]  # the frozen stem runs once
