@@ -37,7 +37,8 @@ CHROMIUM = "/usr/bin/chromium"
 # Installed in each page: the time of the last label key press, and when the post that followed it, then its
 # explanation, were first on screen (the frame after they entered the page, the image decoded).
 PROBE = """() => {
-  const B = window.__bench = {t0: null, from: null, next: null, nextAt: null, explAt: null};
+  const B = window.__bench = {t0: null, from: null, next: null, nextAt: null, explAt: null, waiters: []};
+  B.wake = () => { const ws = B.waiters; B.waiters = []; ws.forEach((w) => w()); };
   const post = () => document.querySelector('#annotate-card .mmsa-card')?.dataset.post || null;
   window.addEventListener('keydown', (e) => {
     if (!'123'.includes(e.key)) return;
@@ -49,18 +50,33 @@ PROBE = """() => {
     if (B.t0 !== null && B.next === null && p && p !== B.from && card.querySelector('.mmsa-text')) {
       B.next = p;
       const img = card.querySelector('img');
-      const done = () => requestAnimationFrame(() => { B.nextAt = performance.now(); });
+      const done = () => requestAnimationFrame(() => { B.nextAt = performance.now(); B.wake(); });
       img ? img.decode().then(done, done) : done();
     }
     const e = document.querySelector('#annotate-explanation .mmsa-explanation');
     if (B.next !== null && B.explAt === null && p === B.next && e && e.dataset.state === 'explained'
         && e.dataset.post === p && !e.classList.contains('mmsa-stale')) {
       B.explAt = -1;
-      requestAnimationFrame(() => { B.explAt = performance.now(); });
+      requestAnimationFrame(() => { B.explAt = performance.now(); B.wake(); });
     }
+    B.wake();
   };
   new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true});
 }"""
+# Resolves with the value of the page-side function ``fn`` (source text) once it is truthy, re-testing it only
+# when the page changes (the probe wakes the waiters): no polling, which would itself load the CPU being
+# measured (Playwright's ``wait_for_function`` evaluates its test in the page every frame or every N ms).
+UNTIL = """([fn, ms]) => new Promise((resolve, reject) => {
+  const test = new Function('return (' + fn + ')()'), B = window.__bench;
+  let over = false;
+  const timer = setTimeout(() => { over = true; reject(new Error('not within ' + ms + ' ms')); }, ms);
+  const attempt = () => {
+    if (over) return;
+    const v = test();
+    if (v) { clearTimeout(timer); resolve(v); } else B.waiters.push(attempt);
+  };
+  attempt();
+})"""
 # After a key press: [the next post, ms until it was on screen], once it is.
 NEXT = "() => { const B = window.__bench; return B.nextAt ? [B.next, B.nextAt - B.t0] : null; }"
 # After that: ms from the key press until its explanation was on screen.
@@ -91,28 +107,49 @@ async def annotator(browser, url: str, name: str, n_posts: int, think: float, se
     rng = random.Random(seed)
     for _ in range(n_posts):
         try:  # the explanation of the post on screen first (it was counted, or missed, after the last key)
-            await page.wait_for_function(READY, timeout=30_000)
+            await page.evaluate(UNTIL, [READY, 30_000])
         except Exception:
             pass
         await asyncio.sleep(think)
         await page.keyboard.press(rng.choice("123"))
-        _post, ms = await (await page.wait_for_function(NEXT, timeout=60_000)).json_value()
+        _post, ms = await page.evaluate(UNTIL, [NEXT, 60_000])
         out["next"].append(ms)
         try:
-            out["explained"].append(await (await page.wait_for_function(EXPLAINED, timeout=30_000)).json_value())
+            out["explained"].append(await page.evaluate(UNTIL, [EXPLAINED, 30_000]))
         except Exception:
             out["unexplained"] += 1
-    await context.close()
+    out["contexts"].append(context)  # closed by ``phase`` once it has read the browser's CPU time
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by the app (``app.py`` and its children) and by Chromium, from psutil."""
+    import psutil
+
+    used = {"app": 0.0, "browser": 0.0}
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        cmd, t = " ".join(proc.info["cmdline"] or []), proc.info["cpu_times"]
+        if t is None:
+            continue
+        if "chrom" in (proc.info["name"] or "") or "chrom" in cmd:
+            used["browser"] += t.user + t.system
+        elif "app.py" in cmd:
+            used["app"] += t.user + t.system + t.children_user + t.children_system
+    return used
 
 
 async def phase(url: str, n_annotators: int, n_posts: int, think: float, tag: str, queue: str) -> dict:
     from playwright.async_api import async_playwright
 
-    out = {"next": [], "explained": [], "unexplained": 0}
+    out = {"next": [], "explained": [], "unexplained": 0, "contexts": []}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
         await asyncio.gather(*(annotator(browser, url, f"{tag}-{k}", n_posts, think, k, queue, out)
                                for k in range(n_annotators)))
+        cpu1, wall = cpu_seconds(), time.perf_counter() - t0
+        out["cpu"] = {k: (cpu1[k] - cpu0[k]) / wall for k in cpu0}  # cores busy on average
+        for context in out.pop("contexts"):
+            await context.close()
         await browser.close()
     return out
 
@@ -120,7 +157,7 @@ async def phase(url: str, n_annotators: int, n_posts: int, think: float, tag: st
 def row(n_annotators: int, out: dict) -> str:
     nxt, expl = percentiles(out["next"]), percentiles(out["explained"] or [float("nan")])
     return (f"| {n_annotators} | {nxt['n']} | {nxt['p50']:.0f} | {nxt['p95']:.0f} | {expl['p50']:.0f} | "
-            f"{expl['p95']:.0f} | {out['unexplained']} |")
+            f"{expl['p95']:.0f} | {out['unexplained']} | {out['cpu']['app']:.2f} | {out['cpu']['browser']:.2f} |")
 
 
 def main() -> None:
@@ -147,7 +184,8 @@ def main() -> None:
               f"{os.cpu_count()} CPUs, load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after; "
               f"{time.strftime('%Y-%m-%d %H:%M')}.\n\n"
               "| annotators | posts | next post p50 ms | next post p95 ms | explanation p50 ms | explanation p95 ms "
-              "| not explained within 30 s |\n|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
+              "| not explained within 30 s | app cores busy | browser cores busy |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
         emit(md, a.out)
 
 

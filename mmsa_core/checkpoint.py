@@ -65,8 +65,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         meta = {k: v for k, v in ckpt.items() if k != "members"}
         meta["members"] = [{k: v for k, v in m.items() if k != "state_dict"} for m in ckpt["members"]]
     else:
-        model = MultimodalClassifier(ModelConfig.from_dict({**ckpt["config"], **config_overrides}))
-        model.load_trainable_state_dict(ckpt["state_dict"])
+        from .ensemble import build_member  # also reads weights stored as int8 deltas (``compress``)
+
+        model = build_member({**ckpt, "config": {**ckpt["config"], **config_overrides}})
         meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     meta["path"] = str(path)
     meta["sha256"] = file_sha256(path)

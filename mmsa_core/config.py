@@ -63,6 +63,8 @@ class TrainConfig:
     select_metric: str = "weighted_f1"  # val metric used for early stopping and checkpoint choice
     loss: str = "ce"  # ce | weighted_ce | focal | adaptive
     label_smoothing: float = 0.0
+    teacher: str = ""  # checkpoint (an ensemble, say) whose probabilities on the training posts are also learned
+    distill_weight: float = 1.0  # weight of the KL divergence to the teacher's probabilities (with ``teacher``)
     seed: int = 0
     augment: bool = False  # text/image augmentation (only when encoders run end to end)
     extra_data: list[str] = field(default_factory=list)  # annotation exports merged into train

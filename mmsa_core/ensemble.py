@@ -1,6 +1,7 @@
 """Ensembles: several trained models that share their frozen encoder parts, probabilities averaged.
 
     python -m mmsa_core.ensemble runs/a.pt runs/b.pt runs/c.pt --out mmsa_core/weights/default.pt [--greedy]
+    python -m mmsa_core.ensemble runs/a.pt --storage int8-delta --out small.pt   # one model: a compact copy
 
 With ``--greedy`` members are chosen by forward selection on ``val`` (Caruana et al. 2004), so the val
 figure of the result is optimistic; the members' own val figures are stored beside it.
@@ -278,14 +279,18 @@ def save_ensemble(paths: list[str | Path], out: str | Path, storage: str = "floa
 
 
 def write_ensemble(members: list[dict], out: str | Path, storage: str, **meta) -> Path:
-    """``save_ensemble`` for members already in their stored form (``stored_member``)."""
+    """``save_ensemble`` for members already in their stored form (``stored_member``). One member is written
+    as a plain model checkpoint (its weights in ``storage``), which loads as a ``MultimodalClassifier``."""
     first = members[0]
-    ckpt = {"format": FORMAT, "kind": "ensemble", "config": first["config"], "labels": first["labels"],
-            "encoders": first["encoders"], "members": members,
-            "train_config": first.get("train_config", {}), "data_hash": first.get("data_hash", ""),
-            "trainable_params": sum(m.get("trainable_params", 0) for m in members),
-            "stored_dtype": storage,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if len(members) == 1:
+        ckpt = {**first, "stored_dtype": storage, "created_at": created, **meta}
+    else:
+        ckpt = {"format": FORMAT, "kind": "ensemble", "config": first["config"], "labels": first["labels"],
+                "encoders": first["encoders"], "members": members,
+                "train_config": first.get("train_config", {}), "data_hash": first.get("data_hash", ""),
+                "trainable_params": sum(m.get("trainable_params", 0) for m in members),
+                "stored_dtype": storage, "created_at": created, **meta}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -323,6 +328,8 @@ def swap_estimate(member_probs: list[np.ndarray], y: np.ndarray, seed: int = 0) 
 
 def as_stored(ckpt: dict, storage: str) -> dict:
     """A member checkpoint with its weights as ``save_ensemble(storage=...)`` stores them."""
+    if ckpt.get("storage") == INT8:  # stored compactly already: it loads back the same, so it stays so
+        return ckpt
     if storage == "float32":
         return ckpt
     if storage == "float16":

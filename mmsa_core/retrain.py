@@ -76,15 +76,20 @@ def _cut(model: MultimodalClassifier) -> tuple:
             model.cfg.image_encoder, i.split)
 
 
-def _warm_config(recipe: dict, epochs: int | None, cache_dir: str, limit: int) -> TrainConfig:
+def _saved_config(recipe: dict) -> TrainConfig:
+    """The member's own training config, without its teacher: a distilled model retrains on the labels alone
+    (a teacher's probabilities would pull against the annotators' corrections)."""
     saved = {k: v for k, v in recipe.get("train_config", {}).items() if k in TrainConfig.__dataclass_fields__}
-    return replace(TrainConfig(**saved), epochs=epochs or WARM_EPOCHS, lr=WARM_LR, early_stopping=False,
+    return replace(TrainConfig(**saved), teacher="")
+
+
+def _warm_config(recipe: dict, epochs: int | None, cache_dir: str, limit: int) -> TrainConfig:
+    return replace(_saved_config(recipe), epochs=epochs or WARM_EPOCHS, lr=WARM_LR, early_stopping=False,
                    augment=False, bucket_by_length=True, extra_data=[], cache_dir=cache_dir, limit=limit)
 
 
 def _full_config(recipe: dict, epochs: int | None, cache_dir: str, limit: int) -> TrainConfig:
-    saved = {k: v for k, v in recipe.get("train_config", {}).items() if k in TrainConfig.__dataclass_fields__}
-    tc = replace(TrainConfig(**saved), early_stopping=False, extra_data=[], cache_dir=cache_dir, limit=limit)
+    tc = replace(_saved_config(recipe), early_stopping=False, extra_data=[], cache_dir=cache_dir, limit=limit)
     return replace(tc, epochs=epochs) if epochs else tc
 
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .augment import augment_text, image_augmentation
-from .checkpoint import save_checkpoint
+from .checkpoint import file_sha256, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import Post, load_export_posts, load_image, load_mvsa, posts_hash
 from .device import resolve_device
@@ -97,12 +97,29 @@ def _targets(model: MultimodalClassifier, posts: list[Post], attr: str) -> torch
     return torch.tensor([model.labels.index(getattr(p, attr)) if getattr(p, attr) else IGNORE for p in posts])
 
 
+def teacher_probs(path: str, posts: list[Post], labels: tuple[str, ...], progress: bool = True,
+                  batch_size: int = 32) -> torch.Tensor:
+    """(N, C) probabilities of the checkpoint at ``path`` on ``posts`` (the targets of distillation)."""
+    from .predictor import Predictor
+
+    teacher = Predictor.from_checkpoint(path)
+    if tuple(teacher.labels) != tuple(labels):
+        raise ValueError(f"The teacher {path} predicts {list(teacher.labels)}, the model {list(labels)}")
+    out = []
+    for i in tqdm(range(0, len(posts), batch_size), desc="teacher", disable=not progress, leave=False):
+        chunk = posts[i:i + batch_size]
+        out.append(teacher.probabilities([p.image for p in chunk], [p.text for p in chunk]))
+    return torch.cat(out)
+
+
 def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post], train_fs: FeatureSet | None,
         val_fs: FeatureSet | None, y_val: np.ndarray | None, progress: bool = True,
-        hook: Callable[[float], None] | None = None) -> tuple[dict, list[dict]]:
+        hook: Callable[[float], None] | None = None, soft: torch.Tensor | None = None) -> tuple[dict, list[dict]]:
     """Train in place. With early stopping, the best val epoch's weights are loaded back; without it
     every epoch runs and the last weights stay (``val_fs`` then only records the learning curve, and may
     be None). ``hook(fraction done)`` is called every few batches (progress bars; it may raise to stop).
+    ``soft`` (N, C): a teacher's probabilities, learned besides the labels (``tcfg.distill_weight`` times
+    the KL divergence; Hinton et al. 2015 at temperature 1).
     Returns (val metrics of the kept weights, or {} without val; epoch log)."""
     device = next(model.parameters()).device
     y_train = _targets(model, train_posts, "label")
@@ -130,6 +147,9 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             else:
                 out = model.forward_from_trunk(*train_fs.batch(idx, device))
             loss = criterion(out.logits, y_train[idx].to(device))
+            if soft is not None:
+                loss = loss + tcfg.distill_weight * F.kl_div(out.logits.log_softmax(-1), soft[idx].to(device),
+                                                             reduction="batchmean")
             if out.aux_loss is not None:
                 loss = loss + out.aux_loss
             if out.modality_logits is not None:
@@ -182,11 +202,12 @@ def train_on_posts(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: 
     t0 = time.perf_counter()
     train_fs = lookup(train_posts) if not tcfg.augment else None
     val_fs = lookup(val_posts) if val_posts else None
+    soft = teacher_probs(tcfg.teacher, train_posts, model.labels, progress) if tcfg.teacher else None
     t_feat = time.perf_counter() - t0
     seed_everything(tcfg.seed)  # the cache may or may not have run: start training from the same state
     y_val = np.array([model.labels.index(p.label) for p in val_posts]) if val_posts else None
     t0 = time.perf_counter()
-    best, history = fit(model, tcfg, train_posts, train_fs, val_fs, y_val, progress, hook)
+    best, history = fit(model, tcfg, train_posts, train_fs, val_fs, y_val, progress, hook, soft)
     record = {
         "metrics": {"val": best} if best else {},
         "history": history,
@@ -194,6 +215,7 @@ def train_on_posts(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: 
         "data_hash": posts_hash(train_posts + val_posts),
         "n_train": len(train_posts),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "teacher_sha256": file_sha256(tcfg.teacher) if tcfg.teacher else "",
         "train_seconds": time.perf_counter() - t0,
         "feature_seconds": t_feat,
     }

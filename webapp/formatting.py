@@ -50,14 +50,14 @@ def word_view(explanation: dict | None, view: str) -> list[tuple[str, float | No
 
 
 # Seconds per explanation (heatmap + integrated gradients, no faithfulness pass) with the shipped model on the
-# 2-core CPU, measured once with bench/bench_cam_methods.py while a training job shared the machine
-# (docs/app.md#explanation-methods). The selector says this before anything runs.
-METHOD_SECONDS = {"GradCAM": 1.3, "GradCAM++": 1.2, "HiResCAM": 1.2, "XGradCAM": 1.2, "LayerCAM": 1.2,
-                  "EigenCAM": 2.4, "EigenGradCAM": 2.1, "ScoreCAM": 150.0}
+# 2-core CPU with nothing else running: the p50 of bench/bench_cam_methods.py (docs/bench_cam_methods.md).
+# The selector says this before anything runs.
+METHOD_SECONDS = {"GradCAM": 0.2, "GradCAM++": 0.2, "HiResCAM": 0.2, "XGradCAM": 0.2, "LayerCAM": 0.2,
+                  "EigenCAM": 0.3, "EigenGradCAM": 0.4, "ScoreCAM": 51.0}
 
 
 def method_label(method: str, slow: bool) -> str:
-    """"GradCAM (~1.3 s on CPU)", "ScoreCAM (slow, ~2.5 min on CPU, admins only)"."""
+    """"GradCAM (~0.2 s on CPU)", "ScoreCAM (slow, ~51.0 s on CPU, admins only)"."""
     secs = METHOD_SECONDS.get(method)
     cost = "" if secs is None else (f"~{secs / 60:.1f}".rstrip("0").rstrip(".") + " min" if secs >= 60
                                     else f"~{secs:.1f} s") + " on CPU"

@@ -78,5 +78,8 @@ def test_each_caveat_stands_next_to_what_it_qualifies():
 @pytest.mark.parametrize("method, slow, label", [("GradCAM", False, "GradCAM (~1.3 s on CPU)"),
                                                  ("ScoreCAM", True, "ScoreCAM (slow, ~2.5 min on CPU, admins only)"),
                                                  ("NewCAM", False, "NewCAM")])
-def test_the_method_selector_says_how_slow_each_method_is(method, slow, label):
+def test_the_method_selector_says_how_slow_each_method_is(method, slow, label, monkeypatch):
+    from webapp import formatting
+
+    monkeypatch.setattr(formatting, "METHOD_SECONDS", {"GradCAM": 1.3, "ScoreCAM": 150.0})  # seconds and minutes
     assert method_label(method, slow) == label

@@ -258,3 +258,11 @@ def test_posts_outside_mvsa_get_their_own_part_and_never_copy_mvsas(tmp_path, mv
     assert b16[3].dtype == torch.float32
     torch.testing.assert_close(b16[3], b32[3], rtol=1e-2, atol=1e-3)
     torch.testing.assert_close(b16[0], b32[0], rtol=1e-2, atol=1e-3)
+
+
+def test_a_distilled_model_retrains_on_the_labels_alone():
+    from mmsa_core.retrain import _full_config, _warm_config
+
+    recipe = {"train_config": {"teacher": "mmsa_core/weights/default.pt", "distill_weight": 1.0, "seed": 4}}
+    for tc in (_warm_config(recipe, None, "", 0), _full_config(recipe, None, "", 0)):
+        assert tc.teacher == "" and tc.seed == 4

@@ -32,3 +32,38 @@ def test_train_cli_rejects_unknown_model_with_the_menu(capsys):
 
     with pytest.raises(SystemExit, match=r"Unknown model 'resnet_magic'; choose from \[.*'mscmf'"):
         train_main(["--model", "resnet_magic"])
+
+
+def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, mvsa_dir):
+    from dataclasses import replace
+
+    from mmsa_core.checkpoint import file_sha256
+    from mmsa_core.train import teacher_probs, training_posts
+
+    def kl(p, q):  # mean KL(p || q) over posts
+        return float((p * (p.clamp_min(1e-8).log() - q.clamp_min(1e-8).log())).sum(1).mean())
+
+    cfg = ModelConfig(fusion="attention_concat", **TINY)
+    tc = TrainConfig(data_dir=str(mvsa_dir), epochs=3, limit=32, cache_dir=str(tmp_path), early_stopping=False)
+    train(cfg, replace(tc, seed=7, lr=1e-2), tmp_path / "teacher.pt", progress=False)
+    train(cfg, tc, tmp_path / "plain.pt", progress=False)
+    _, rec = train(cfg, replace(tc, teacher=str(tmp_path / "teacher.pt"), distill_weight=5.0),
+                   tmp_path / "student.pt", progress=False)
+    assert rec["train_config"]["teacher"].endswith("teacher.pt")  # the record says what it learned from
+    assert rec["teacher_sha256"] == file_sha256(tmp_path / "teacher.pt")
+    posts, _ = training_posts(tc)
+    labels = load_model(tmp_path / "teacher.pt")[0].labels
+    p = {k: teacher_probs(str(tmp_path / f"{k}.pt"), posts, labels, progress=False)
+         for k in ("teacher", "plain", "student")}
+    assert kl(p["teacher"], p["student"]) < kl(p["teacher"], p["plain"])
+
+
+def test_a_teacher_with_other_labels_is_refused(tmp_path, mvsa_dir):
+    import pytest
+
+    from mmsa_core.train import teacher_probs, training_posts
+
+    tc = TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=8, cache_dir=str(tmp_path), early_stopping=False)
+    train(ModelConfig(fusion="concat", **TINY), tc, tmp_path / "t.pt", progress=False)
+    with pytest.raises(ValueError, match="predicts"):
+        teacher_probs(str(tmp_path / "t.pt"), training_posts(tc)[0], ("bad", "good"), progress=False)
