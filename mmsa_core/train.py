@@ -3,7 +3,9 @@
     python -m mmsa_core.train --model mscmf --out runs/mscmf.pt [--text-layers 2] [--loss adaptive] ...
 
 Frozen encoder parts run once and are cached on disk; only the head (and the fine-tuned top layers)
-train, with AdamW, a linear warm-up/decay schedule, early stopping and checkpoint choice on ``val``.
+train, with AdamW and a linear warm-up/decay schedule. By default early stopping picks the epoch on
+``val``; ``--no-early-stopping`` runs every epoch and keeps the last, so val chooses nothing (how the
+shipped default and the cross-validation runs are trained). ``--teacher CKPT`` adds distillation.
 """
 from __future__ import annotations
 
@@ -238,6 +240,8 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, out: str | Path | None = None,
     return model, train_on_posts(model, tcfg, train_posts, val_posts, lookup, out, progress)
 
 
+TRAIN_HELP = {"teacher": "checkpoint (an ensemble, say) whose probabilities the model also learns (distillation)",
+              "distill_weight": "weight of the KL divergence to the teacher's probabilities (with --teacher)"}
 MODEL_FLAGS = ("hidden_dim", "num_heads", "num_layers", "dropout", "max_text_len", "modality_dropout", "mlm_weight",
                "mlm_mask_rate", "aux_modality_weight")
 
@@ -260,7 +264,8 @@ def parse_args(argv=None):
         if f.type == "bool":
             ap.add_argument(flag, action="store_true")
         else:
-            ap.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=f.default)
+            ap.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=f.default,
+                            help=TRAIN_HELP.get(f.name))
     for f in fields(ModelConfig):
         if f.name in MODEL_FLAGS:
             ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)

@@ -98,7 +98,8 @@ class AnnotateHandlers:
         card = post_card(post["post_id"], text, post_image_url(image) if image else None)
         state = {"post_id": post["post_id"], "prediction_id": pred["prediction_id"] if pred else None,
                  "image": image, "text": text, "model": model, "model_path": choice.path}
-        suggestion = suggestion_html(post["post_id"], pred, choice.name, post.get("conflict"))
+        suggestion = suggestion_html(post["post_id"], pred, choice.name, post.get("conflict"), post.get("text_label"),
+                                     post.get("image_label"))
         return Prepared(post["post_id"], card, suggestion, pred, state)
 
     def _pick(self, name: str, strategy: str, model: str | None, exclude: tuple[int, ...] = ()) -> Prepared | None:

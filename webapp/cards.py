@@ -93,17 +93,27 @@ def _bars(probs: dict[str, float]) -> str:
     return "".join(rows)
 
 
-def suggestion_html(post_id: int | None, pred: dict | None, model_name: str, conflict: float | None = None) -> str:
-    """The model's suggestion for a post with a bar per label, and the post's stored conflict flag."""
+def conflict_flag(conflict: float | None, text_label: str | None = None, image_label: str | None = None) -> str:
+    """The post's conflict flag, saying whose it is: the source's own per-modality labels (MVSA's text and
+    image labels) when they point opposite ways, else the model's text-only and image-only views."""
+    if {text_label, image_label} == {"positive", "negative"}:
+        return (f'<div class="mmsa-conflict">⚠ The source labels the text {esc(text_label)} and the image '
+                f'{esc(image_label)} (its per-modality labels, not the model)</div>')
+    if conflict is not None and conflict >= 0.5:
+        return (f'<div class="mmsa-conflict">⚠ The model\'s text-only and image-only views point opposite ways '
+                f'(conflict {conflict:.2f})</div>')
+    return ""
+
+
+def suggestion_html(post_id: int | None, pred: dict | None, model_name: str, conflict: float | None = None,
+                    text_label: str | None = None, image_label: str | None = None) -> str:
+    """The model's suggestion for a post with a bar per label, and the post's conflict flag (``conflict_flag``)."""
     if post_id is None:
         return '<div class="mmsa-suggestion" data-post=""></div>'
     if not pred:
         return (f'<div class="mmsa-suggestion" data-post="{post_id}"><span class="mmsa-muted">No suggestion: the '
                 'model needs both an image and a text.</span></div>')
-    flag = ""
-    if conflict is not None and conflict >= 0.5:
-        flag = (f'<div class="mmsa-conflict">⚠ Text and image may point opposite ways (conflict '
-                f'{conflict:.2f})</div>')
+    flag = conflict_flag(conflict, text_label, image_label)
     return (f'<div class="mmsa-suggestion" data-post="{post_id}"><div class="mmsa-suggests">Model '
             f'<code>{esc(model_name)}</code> suggests <strong>{esc(pred["label"])}</strong></div>{flag}'
             f'{_bars(pred["probs"])}</div>')

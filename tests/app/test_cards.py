@@ -30,7 +30,17 @@ def test_progress_suggestion_and_words_escape_what_they_show():
     assert SAFE in bar and "2 done · 1 skipped · 1 remaining of 4" in bar and 'style="width:50.00%"' in bar
     suggestion = suggestion_html(3, {"label": "negative", "probs": {"negative": 0.7, "neutral": 0.2,
                                                                     "positive": 0.1}}, EVIL, conflict=0.8)
-    assert SAFE in suggestion and "suggests <strong>negative</strong>" in suggestion and "opposite ways" in suggestion
+    assert SAFE in suggestion and "suggests <strong>negative</strong>" in suggestion
+    assert "model's text-only and image-only views point opposite ways" in suggestion
+
+
+def test_the_conflict_flag_says_whose_it_is():
+    pred = {"label": "positive", "probs": {"negative": 0.1, "neutral": 0.1, "positive": 0.8}}
+    source = suggestion_html(6, pred, "default", 1.0, "positive", "negative")
+    assert "The source labels the text positive and the image negative" in source and "not the model" in source
+    assert "views point opposite ways" not in source
+    assert "conflict" not in suggestion_html(6, pred, "default", 0.0, "positive", "neutral")
+    assert "model's text-only" in suggestion_html(6, pred, "default", 0.9, "positive", "neutral")
     words = word_spans([(EVIL, 0.5)] + [("w", -0.1)] * 100, limit=80)
     assert SAFE in words and "show all 101 words" in words
 
