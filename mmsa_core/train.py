@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .augment import augment_text, image_augmentation
-from .checkpoint import file_sha256, save_checkpoint
+from .checkpoint import file_sha256, load_model, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import Post, load_export_posts, load_image, load_mvsa, posts_hash
 from .device import resolve_device
@@ -99,19 +99,16 @@ def _targets(model: MultimodalClassifier, posts: list[Post], attr: str) -> torch
     return torch.tensor([model.labels.index(getattr(p, attr)) if getattr(p, attr) else IGNORE for p in posts])
 
 
-def teacher_probs(path: str, posts: list[Post], labels: tuple[str, ...], progress: bool = True,
-                  batch_size: int = 32) -> torch.Tensor:
-    """(N, C) probabilities of the checkpoint at ``path`` on ``posts`` (the targets of distillation)."""
-    from .predictor import Predictor
-
-    teacher = Predictor.from_checkpoint(path)
+def teacher_probs(path: str, posts: list[Post], labels: tuple[str, ...], tcfg: TrainConfig,
+                  progress: bool = True) -> torch.Tensor:
+    """(N, C) probabilities of the checkpoint at ``path`` on ``posts`` (the targets of distillation), from the
+    same feature cache training uses: a teacher that cuts the encoders where the student does shares its
+    features, so no image is decoded twice."""
+    teacher, _ = load_model(path, device=resolve_device(tcfg.device))
     if tuple(teacher.labels) != tuple(labels):
         raise ValueError(f"The teacher {path} predicts {list(teacher.labels)}, the model {list(labels)}")
-    out = []
-    for i in tqdm(range(0, len(posts), batch_size), desc="teacher", disable=not progress, leave=False):
-        chunk = posts[i:i + batch_size]
-        out.append(teacher.probabilities([p.image for p in chunk], [p.text for p in chunk]))
-    return torch.cat(out)
+    lookup = MvsaFeatures(teacher, tcfg.data_dir, tcfg.cache_dir or None, progress, whole=not tcfg.limit)
+    return torch.from_numpy(predict_probs(teacher, lookup(posts)))
 
 
 def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post], train_fs: FeatureSet | None,
@@ -204,7 +201,7 @@ def train_on_posts(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: 
     t0 = time.perf_counter()
     train_fs = lookup(train_posts) if not tcfg.augment else None
     val_fs = lookup(val_posts) if val_posts else None
-    soft = teacher_probs(tcfg.teacher, train_posts, model.labels, progress) if tcfg.teacher else None
+    soft = teacher_probs(tcfg.teacher, train_posts, model.labels, tcfg, progress) if tcfg.teacher else None
     t_feat = time.perf_counter() - t0
     seed_everything(tcfg.seed)  # the cache may or may not have run: start training from the same state
     y_val = np.array([model.labels.index(p.label) for p in val_posts]) if val_posts else None

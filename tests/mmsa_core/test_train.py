@@ -53,7 +53,7 @@ def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, mvsa_dir):
     assert rec["teacher_sha256"] == file_sha256(tmp_path / "teacher.pt")
     posts, _ = training_posts(tc)
     labels = load_model(tmp_path / "teacher.pt")[0].labels
-    p = {k: teacher_probs(str(tmp_path / f"{k}.pt"), posts, labels, progress=False)
+    p = {k: teacher_probs(str(tmp_path / f"{k}.pt"), posts, labels, tc, progress=False)
          for k in ("teacher", "plain", "student")}
     assert kl(p["teacher"], p["student"]) < kl(p["teacher"], p["plain"])
 
@@ -66,4 +66,4 @@ def test_a_teacher_with_other_labels_is_refused(tmp_path, mvsa_dir):
     tc = TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=8, cache_dir=str(tmp_path), early_stopping=False)
     train(ModelConfig(fusion="concat", **TINY), tc, tmp_path / "t.pt", progress=False)
     with pytest.raises(ValueError, match="predicts"):
-        teacher_probs(str(tmp_path / "t.pt"), training_posts(tc)[0], ("bad", "good"), progress=False)
+        teacher_probs(str(tmp_path / "t.pt"), training_posts(tc)[0], ("bad", "good"), tc, progress=False)
