@@ -284,7 +284,8 @@ def write_ensemble(members: list[dict], out: str | Path, storage: str, **meta) -
     first = members[0]
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if len(members) == 1:
-        ckpt = {**first, "stored_dtype": storage, "created_at": created, **meta}
+        # an int8-delta checkpoint stays int8-delta whatever was asked (``as_stored``): say what the file holds
+        ckpt = {**first, "stored_dtype": first.get("storage", storage), "created_at": created, **meta}
     else:
         ckpt = {"format": FORMAT, "kind": "ensemble", "config": first["config"], "labels": first["labels"],
                 "encoders": first["encoders"], "members": members,
