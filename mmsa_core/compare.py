@@ -24,11 +24,12 @@ from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .checkpoint import read_checkpoint
+from .checkpoint import load_model, read_checkpoint
 from .config import LABELS, ModelConfig, TrainConfig
 from .evaluate import compute_metrics
-from .features import MvsaFeatures, predict_probs
+from .features import MvsaFeatures, feature_cut, predict_probs
 from .folds import assign_folds, cv_posts
 from .fusion import list_fusions
 from .model import MultimodalClassifier
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 METRICS = ("accuracy", "weighted_f1", "macro_f1", "neutral_recall")
 
 
-def _metric_row(m: dict) -> dict:
+def metric_row(m: dict) -> dict:
     return {"accuracy": m["accuracy"], "weighted_f1": m["weighted_f1"], "macro_f1": m["macro_f1"],
             "neutral_recall": m["per_class"]["neutral"]["recall"]}
 
@@ -56,7 +57,7 @@ def run(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, save_
                 _, rec = train(ModelConfig(fusion=name, **kw), TrainConfig(seed=seed, **tcfg_kw), out, progress=False)
             v = rec["metrics"]["val"]
             rows.append({"model": name, "seed": seed, "epochs_run": len(rec["history"]),
-                         "max_epochs": rec["train_config"]["epochs"], **_metric_row(v),
+                         "max_epochs": rec["train_config"]["epochs"], **metric_row(v),
                          "epoch": v["epoch"], "params": rec["trainable_params"], "seconds": rec["train_seconds"]})
             log.info("%s seed %d: acc %.2f wF1 %.2f", name, seed, v["accuracy"], v["weighted_f1"])
     return rows
@@ -70,10 +71,13 @@ def _model_kw(name: str, mcfg_kw: dict) -> dict:
 
 
 def run_cv(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, k: int = 5, fold_seed: int = 0,
-           save_dir: str | Path = "runs/cv", keep_checkpoints: bool = False, folds: list[int] | None = None) -> list[dict]:
+           save_dir: str | Path = "runs/cv", keep_checkpoints: bool = False, folds: list[int] | None = None,
+           teacher_dir: str | Path | None = None) -> list[dict]:
     """Every (model, seed, fold): train on the other folds for a fixed number of epochs, score the held-out
     fold. Each run's record (metrics, learning curve, held-out probabilities) is saved as
-    ``<save_dir>/<model>-s<seed>-f<fold>.json``; runs already saved are read back (resume)."""
+    ``<save_dir>/<model>-s<seed>-f<fold>.json``; runs already saved are read back (resume).
+    ``teacher_dir``: distil each fold from that fold's checkpoints there (``--keep-checkpoints`` of an
+    earlier run), averaged, so no teacher has seen the fold it is scored on."""
     tcfg_kw = {**tcfg_kw, "early_stopping": False}
     posts = cv_posts(tcfg_kw.get("data_dir", TrainConfig.data_dir), tcfg_kw.get("limit", 0))
     assignment = assign_folds(posts, k, fold_seed)
@@ -87,8 +91,9 @@ def run_cv(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, k:
                 if path.exists():
                     rec = json.loads(path.read_text())
                 else:
+                    teachers = fold_teachers(teacher_dir, fold) if teacher_dir else []
                     rec = _cv_fold(name, seed, fold, posts, assignment, _model_kw(name, mcfg_kw), tcfg_kw, lookups,
-                                   save_dir if keep_checkpoints else None)
+                                   save_dir if keep_checkpoints else None, teachers)
                     rec["fold_seed"], rec["k"] = fold_seed, k
                     path.write_text(json.dumps(rec))
                 rows.append(rec)
@@ -97,12 +102,20 @@ def run_cv(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, k:
     return rows
 
 
-def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir) -> dict:
+def fold_teachers(teacher_dir: str | Path, fold: int) -> list[Path]:
+    """The checkpoints of ``fold`` kept in ``teacher_dir``; fails when there are none."""
+    found = sorted(Path(teacher_dir).glob(f"*-s*-f{fold}.pt"))
+    if not found:
+        raise SystemExit(f"No checkpoint of fold {fold} in {teacher_dir}: make them with --cv --keep-checkpoints "
+                         f"--save-dir {teacher_dir}")
+    return found
+
+
+def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir, teachers=()) -> dict:
     tcfg = TrainConfig(seed=seed, **tkw)
     seed_everything(seed)
     model = MultimodalClassifier(ModelConfig(fusion=name, **mkw))
-    cut = (model.cfg.text_encoder, model.text_encoder.split, model.cfg.max_text_len, model.cfg.image_encoder,
-           model.image_encoder.split)
+    cut = feature_cut(model)
     if cut not in lookups:  # the frozen trunks' features of all posts, shared by every fold and seed
         lookups.clear()  # one cut's features in memory at a time
         lookups[cut] = MvsaFeatures(model, tcfg.data_dir, tcfg.cache_dir or None, progress=False,
@@ -110,17 +123,27 @@ def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir) -
     train_posts = [p for p, f in zip(posts, assignment) if f != fold]
     held_out = [p for p, f in zip(posts, assignment) if f == fold]
     out = ckpt_dir / f"{name}-s{seed}-f{fold}.pt" if ckpt_dir else None
-    rec = train_on_posts(model, tcfg, train_posts, held_out, lookups[cut], out, progress=False)
+    soft = None
+    if teachers:  # the fold's own teachers, averaged (they share the student's cached features when cut alike)
+        probs = []
+        for path in teachers:
+            teacher, _ = load_model(path)
+            lookup = lookups[cut] if feature_cut(teacher) == cut else MvsaFeatures(
+                teacher, tcfg.data_dir, tcfg.cache_dir or None, progress=False, whole=not tcfg.limit)
+            probs.append(predict_probs(teacher, lookup(train_posts)))
+        soft = torch.from_numpy(np.mean(probs, 0))
+    rec = train_on_posts(model, tcfg, train_posts, held_out, lookups[cut], out, progress=False, soft=soft)
     probs = predict_probs(model, lookups[cut](held_out))
     y = np.array([LABELS.index(p.label) for p in held_out])
     m = compute_metrics(y, probs.argmax(1), model.labels)
-    return {"model": name, "seed": seed, "fold": fold, **_metric_row(m), "n": len(held_out),
+    return {"model": name, "seed": seed, "fold": fold, **metric_row(m), "n": len(held_out),
+            "teachers": [p.name for p in teachers],
             "history": rec["history"], "params": rec["trainable_params"], "seconds": rec["train_seconds"],
             "model_config": model.cfg.to_dict(), "train_config": rec["train_config"],
             "ids": [p.id for p in held_out], "y": y.tolist(), "probs": np.round(probs, 6).tolist()}
 
 
-def _ms(vals) -> str:
+def mean_sd(vals) -> str:
     a = np.asarray(vals, dtype=float)
     return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0:.2f}"
 
@@ -139,7 +162,7 @@ def oof_by_fold(runs: list[dict]) -> dict[int, tuple[list[str], np.ndarray, np.n
 
 def ensemble_scores(runs: list[dict]) -> list[dict]:
     """Per-fold metrics of the average of ``runs`` (e.g. several seeds, or several models)."""
-    return [{"fold": f, **_metric_row(compute_metrics(y, p.argmax(1), LABELS))}
+    return [{"fold": f, **metric_row(compute_metrics(y, p.argmax(1), LABELS))}
             for f, (_, y, p) in oof_by_fold(runs).items()]
 
 
@@ -151,13 +174,13 @@ def cv_markdown(rows: list[dict], label: str | None = None) -> str:
         rs = [r for r in rows if r["model"] == name]
         settings = label or _settings(rs[0])
         n_seeds = len({r["seed"] for r in rs})
-        lines.append(f"| `{name}` | {settings} | " + " | ".join(_ms([r[m] for r in rs]) for m in METRICS)
+        lines.append(f"| `{name}` | {settings} | " + " | ".join(mean_sd([r[m] for r in rs]) for m in METRICS)
                      + f" | {len({r['fold'] for r in rs})} folds × {n_seeds} seed{'s' if n_seeds > 1 else ''} | "
                      f"{np.median([r['seconds'] for r in rs]):.0f} |")
         if n_seeds > 1:
             es = ensemble_scores(rs)
             lines.append(f"| `{name}` | mean of the {n_seeds} seeds' probabilities | "
-                         + " | ".join(_ms([e[m] for e in es]) for m in METRICS) + f" | {len(es)} folds | |")
+                         + " | ".join(mean_sd([e[m] for e in es]) for m in METRICS) + f" | {len(es)} folds | |")
     return "\n".join(lines)
 
 
@@ -169,6 +192,8 @@ def _settings(rec: dict) -> str:
             "device", "allow_download"}
     diff = [f"{k}={v}" for k, v in m.items() if k not in skip and base_m.get(k) != v]
     diff += [f"{k}={v}" for k, v in t.items() if k not in skip and base_t.get(k) != v]
+    if rec.get("teachers"):
+        diff.append(f"distilled from the fold's {len(rec['teachers'])} teachers")
     return ", ".join(diff) or "defaults"
 
 
@@ -190,7 +215,7 @@ def ensemble_markdown(groups: dict[str, list[dict]], combos: list[list[str]]) ->
         runs = [r for g in combo for r in groups[g]]
         es = ensemble_scores(runs)
         lines.append(f"| {' + '.join(f'`{g}`' for g in combo)} ({len(runs) // len(es)} per fold) | "
-                     + " | ".join(_ms([e[m] for e in es]) for m in METRICS) + f" | {len(es)} |")
+                     + " | ".join(mean_sd([e[m] for e in es]) for m in METRICS) + f" | {len(es)} |")
     return "\n".join(lines)
 
 
@@ -200,8 +225,8 @@ def to_markdown(rows: list[dict]) -> str:
     for name in dict.fromkeys(r["model"] for r in rows):
         rs = [r for r in rows if r["model"] == name]
         best = max(rs, key=lambda r: r["weighted_f1"])
-        lines.append(f"| `{name}` | {_ms([r['accuracy'] for r in rs])} | {_ms([r['weighted_f1'] for r in rs])} | "
-                     f"{_ms([r['macro_f1'] for r in rs])} | {_ms([r['neutral_recall'] for r in rs])} | "
+        lines.append(f"| `{name}` | {mean_sd([r['accuracy'] for r in rs])} | {mean_sd([r['weighted_f1'] for r in rs])} | "
+                     f"{mean_sd([r['macro_f1'] for r in rs])} | {mean_sd([r['neutral_recall'] for r in rs])} | "
                      f"{best['accuracy']:.2f} / {best['weighted_f1']:.2f} | {rs[0]['params']:,} | "
                      f"{np.median([r['seconds'] for r in rs]):.0f} | "
                      f"{'/'.join(str(r.get('epochs_run', '?')) for r in rs)} / {rs[0].get('max_epochs', '?')} |")
@@ -262,6 +287,8 @@ def main(argv=None) -> None:
     ap.add_argument("--save-dir", help="keep every run here (checkpoints on val; records with --cv); runs already "
                     "saved there are read back instead of trained again")
     ap.add_argument("--keep-checkpoints", action="store_true", help="with --cv: also keep each fold's checkpoint")
+    ap.add_argument("--teacher-dir", help="with --cv: distil each fold from the checkpoints that --keep-checkpoints "
+                    "kept there for the same fold (averaged)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cmd = ("python -m mmsa_core.compare " + " ".join(argv if argv is not None else __import__("sys").argv[1:])).strip()
@@ -281,7 +308,7 @@ def main(argv=None) -> None:
            "epochs": args.epochs or (3 if args.cv else 30), **tkw}
     if args.cv:
         rows = run_cv(models, args.seeds, mkw, tkw, args.cv, args.fold_seed, args.save_dir or "runs/cv",
-                      args.keep_checkpoints, args.folds)
+                      args.keep_checkpoints, args.folds, args.teacher_dir)
         table = cv_markdown(rows)
         n = sum(r["n"] for r in rows if (r["model"], r["seed"]) == (rows[0]["model"], rows[0]["seed"]))
         what = f"{args.cv}-fold cross-validation over train+val ({n} posts, fold seed {args.fold_seed}), seeds {args.seeds}"

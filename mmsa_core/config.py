@@ -26,11 +26,13 @@ class ModelConfig:
     mlm_weight: float = 0.0  # weight of the auxiliary masked-token loss (mscmf only)
     mlm_mask_rate: float = 0.25  # share of text tokens masked for the auxiliary loss (most image-like first)
     aux_modality_weight: float = 0.0  # weight of the per-modality label losses (text_label, image_label heads)
+    logit_bias: tuple[float, ...] = ()  # added to the logits at inference, one per label (``mmsa_core.calibrate``)
     allow_download: bool = False  # let hub names download when online; offline by default
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["labels"] = list(self.labels)
+        d["logit_bias"] = list(self.logit_bias)
         return d
 
     @classmethod
@@ -40,8 +42,9 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"Unknown ModelConfig fields {sorted(unknown)}; known: {sorted(known)}")
         d = dict(d)
-        if "labels" in d:
-            d["labels"] = tuple(d["labels"])
+        for key in ("labels", "logit_bias"):
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(**d)
 
 

@@ -218,6 +218,13 @@ def trunk_tag(encoder) -> str:
     return getattr(encoder, "trunk_fingerprint", "") or ""
 
 
+def feature_cut(model) -> tuple:
+    """What decides a model's trunk features: models with the same cut share one feature set."""
+    t, i = model.text_encoder, model.image_encoder
+    return (model.cfg.text_encoder, t.split, model.cfg.max_text_len, getattr(t, "trunk_fingerprint", ""),
+            model.cfg.image_encoder, i.split)
+
+
 @torch.no_grad()
 def predict_probs(model, fs: FeatureSet, batch_size: int = 128, view: str = "both") -> np.ndarray:
     """(N, C) class probabilities from cached trunk features."""

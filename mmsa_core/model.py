@@ -44,6 +44,8 @@ class MultimodalClassifier(nn.Module):
                                         cfg.allow_download, cfg.text_lora_rank)
         self.image_encoder = ImageEncoder(cfg.image_encoder, cfg.image_trainable_blocks, pretrained,
                                           cfg.allow_download)
+        if cfg.logit_bias and len(cfg.logit_bias) != len(cfg.labels):
+            raise ValueError(f"logit_bias has {len(cfg.logit_bias)} values for {len(cfg.labels)} labels {list(cfg.labels)}")
         self.fusion = create_fusion(cfg.fusion, cfg, self.text_encoder.dim, self.image_encoder.dim)
         self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(self.fusion.out_dim, len(cfg.labels)))
         if cfg.aux_modality_weight > 0:  # per-modality sentiment from each encoder's pooled features
@@ -60,6 +62,8 @@ class MultimodalClassifier(nn.Module):
         """Fusion + classifier on encoded features."""
         out = self.fusion(text, image)
         logits = self.classifier(out.features)
+        if self.cfg.logit_bias and not self.training:  # the decision bias cross-validation chose (calibrate)
+            logits = logits + logits.new_tensor(self.cfg.logit_bias)
         aux = None
         if out.mlm_states is not None:
             vocab_logits = out.mlm_states @ self.text_encoder.word_embeddings.T  # (N, V), tied to the embeddings

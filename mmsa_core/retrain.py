@@ -32,7 +32,7 @@ from .config import ModelConfig, TrainConfig
 from .data import Post
 from .ensemble import build_member, save_ensemble
 from .evaluate import compute_metrics
-from .features import MvsaFeatures, predict_probs
+from .features import MvsaFeatures, feature_cut, predict_probs
 from .model import MultimodalClassifier, encoders_frozen
 from .retrain_data import AUDIT_SEED, AUDIT_SHARE, BASES, RetrainData, gather, resolve_base
 from .train import seed_everything, train_on_posts
@@ -67,13 +67,6 @@ def correction_impact(old_pred: np.ndarray, new_pred: np.ndarray, y: np.ndarray)
     old_ok, new_ok = old_pred == y, new_pred == y
     return {"n": int(len(y)), "fixed": int((~old_ok & new_ok).sum()), "still_wrong": int((~old_ok & ~new_ok).sum()),
             "regressed": int((old_ok & ~new_ok).sum()), "kept_right": int((old_ok & new_ok).sum())}
-
-
-def _cut(model: MultimodalClassifier) -> tuple:
-    """What decides a model's trunk features: members with the same cut share one feature set."""
-    t, i = model.text_encoder, model.image_encoder
-    return (model.cfg.text_encoder, t.split, model.cfg.max_text_len, getattr(t, "trunk_fingerprint", ""),
-            model.cfg.image_encoder, i.split)
 
 
 def _saved_config(recipe: dict) -> TrainConfig:
@@ -260,7 +253,7 @@ def _judged(tag: str, model, lookup: MvsaFeatures, *judges: _Judge) -> float:
 
 def _lookup(model, mvsa_dir, tcfg: TrainConfig, lookups: dict) -> MvsaFeatures:
     """One feature set per cut, kept while consecutive members share it (one set in memory at a time)."""
-    key = _cut(model)
+    key = feature_cut(model)
     if key not in lookups:
         lookups.clear()
         have_mvsa = bool(mvsa_dir) and (Path(mvsa_dir) / "posts.csv").is_file()

@@ -194,14 +194,16 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
 
 def train_on_posts(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post], val_posts: list[Post],
                    lookup, out: str | Path | None = None, progress: bool = True,
-                   hook: Callable[[float], None] | None = None) -> dict:
+                   hook: Callable[[float], None] | None = None, soft: torch.Tensor | None = None) -> dict:
     """Train ``model`` (fresh or warm-started) on ``train_posts``, judged on ``val_posts`` (may be empty
     when ``early_stopping`` is off); ``lookup(posts) -> FeatureSet`` gives cached trunk features.
+    ``soft``: a teacher's (N, C) probabilities on ``train_posts`` (default: ``tcfg.teacher``'s, if set).
     Writes a checkpoint to ``out`` when given. Returns the training record."""
     t0 = time.perf_counter()
     train_fs = lookup(train_posts) if not tcfg.augment else None
     val_fs = lookup(val_posts) if val_posts else None
-    soft = teacher_probs(tcfg.teacher, train_posts, model.labels, tcfg, progress) if tcfg.teacher else None
+    if soft is None and tcfg.teacher:
+        soft = teacher_probs(tcfg.teacher, train_posts, model.labels, tcfg, progress)
     t_feat = time.perf_counter() - t0
     seed_everything(tcfg.seed)  # the cache may or may not have run: start training from the same state
     y_val = np.array([model.labels.index(p.label) for p in val_posts]) if val_posts else None

@@ -89,3 +89,25 @@ def test_folds_are_stratified_and_keep_duplicates_together(mvsa_dir):
         n_posts[content_key(p)] += 1
     assert sum(n > 1 for n in n_posts.values()) >= 10  # MVSA has exact duplicates ...
     assert all(len(v) == 1 for v in by_key.values())  # ... and each group sits in one fold
+
+
+def test_cross_validated_distillation_learns_from_each_folds_own_teachers(tmp_path, mvsa_dir):
+    import numpy as np
+    import pytest
+
+    from mmsa_core.compare import run_cv
+
+    def kl(p, q):  # mean KL(p || q) over posts
+        p, q = np.clip(np.array(p), 1e-8, 1), np.clip(np.array(q), 1e-8, 1)
+        return float((p * (np.log(p) - np.log(q))).sum(1).mean())
+
+    tkw = {"data_dir": str(mvsa_dir), "limit": 48, "epochs": 3, "cache_dir": str(tmp_path / "c"), "batch_size": 16}
+    with pytest.raises(SystemExit, match="No checkpoint of fold 0"):  # no teachers yet: a clear message
+        run_cv(["concat"], [0], TINY, tkw, k=3, save_dir=tmp_path / "s", teacher_dir=tmp_path / "t")
+    teachers = run_cv(["concat"], [7], TINY, {**tkw, "lr": 1e-2}, k=3, save_dir=tmp_path / "t", keep_checkpoints=True)
+    plain = run_cv(["concat"], [0], TINY, tkw, k=3, save_dir=tmp_path / "p")
+    student = run_cv(["concat"], [0], TINY, {**tkw, "distill_weight": 5.0}, k=3, save_dir=tmp_path / "s",
+                     teacher_dir=tmp_path / "t")
+    assert [r["teachers"] for r in student] == [[f"concat-s7-f{k}.pt"] for k in range(3)]  # the fold's own
+    t = [p for r in teachers for p in r["probs"]]
+    assert kl(t, [p for r in student for p in r["probs"]]) < kl(t, [p for r in plain for p in r["probs"]])

@@ -121,8 +121,8 @@ def test_warm_start_keeps_the_encoders_and_retrains_the_head(tmp_path, mvsa_dir)
     _label(sessions, rows, flip=True)
     tcfg = TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=48, cache_dir=str(tmp_path / "cache"), batch_size=16)
     base = tmp_path / "ft.pt"
-    train(ModelConfig(fusion="attention_concat", text_trainable_layers=1, image_trainable_blocks=1, **TINY), tcfg,
-          base, progress=False)
+    train(ModelConfig(fusion="attention_concat", text_trainable_layers=1, image_trainable_blocks=1,
+                      logit_bias=(0.0, 0.5, 0.0), **TINY), tcfg, base, progress=False)
     report = run_retrain(url, tmp_path / "data", base, str(mvsa_dir), epochs=1, limit=48)
     old, _ = load_model(base)
     new, meta = load_model(tmp_path / "data" / "models" / report["checkpoint"])
@@ -130,6 +130,7 @@ def test_warm_start_keeps_the_encoders_and_retrains_the_head(tmp_path, mvsa_dir)
     assert same(old.text_encoder.layers[-1], new.text_encoder.layers[-1])  # fine-tuned layer kept as it was
     assert same(old.image_encoder.stages[-1], new.image_encoder.stages[-1])
     assert not same(old.fusion, new.fusion)  # the head learned from the corrections
+    assert new.cfg.logit_bias == (0.0, 0.5, 0.0)  # the decision bias cross-validation chose stays
     assert report["mode"] == "warm" and meta["warm_started_from"] == "ft.pt"
     assert set(report["gate"]) == {"audit", "val"} or set(report["gate"]) == {"val"}
     impact = report["correction_impact"]
