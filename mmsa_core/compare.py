@@ -264,7 +264,8 @@ def parse_sets(items: list[str]) -> tuple[dict, dict]:
     return mkw, tkw
 
 
-def main(argv=None) -> None:
+def main(argv=None, prog: str = "python -m mmsa_core.compare") -> None:
+    """``prog``: how the block's recorded command starts (a script that wraps this one names itself)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=None, help=f"default: all of {list_fusions()}")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
@@ -291,7 +292,7 @@ def main(argv=None) -> None:
                     "kept there for the same fold (averaged)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cmd = ("python -m mmsa_core.compare " + " ".join(argv if argv is not None else __import__("sys").argv[1:])).strip()
+    cmd = (prog + " " + " ".join(argv if argv is not None else __import__("sys").argv[1:])).strip()
     t0 = time.perf_counter()
     if args.cv_ensemble:
         groups = load_runs(args.cv_ensemble)

@@ -24,6 +24,10 @@ $CV --seeds 0 1 2 --epochs 2 $FT --set aux_modality_weight=0.3 --keep-checkpoint
 $CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --loss weighted_ce --save-dir runs/cv/final-wce --block cv-final-wce
 # Screened and not adopted: 3 epochs at a lower encoder learning rate (folds 0 and 1; seed 0 of cv-final-teachers is the reference).
 $CV --seeds 0 --folds 0 1 --epochs 3 $FT --set aux_modality_weight=0.3 --set encoder_lr=0.00003 --save-dir runs/cv/e3-lr3 --block cv-e3-lr3
+# Not adopted: EfficientNet-Lite2 (260 px) instead of Lite0 as the frozen image encoder (seed 0, all five folds).
+$CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set image_encoder=efficientnet_lite2 --save-dir runs/cv/lite2 --block cv-lite2
+# Not adopted: tweet-normalised text (links -> http, handles -> @user, no leading RT; seed 0, the same folds).
+$PY scripts/probe_tweet_normalization.py --cv 5 --models attention_concat --out docs/results.md --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --save-dir runs/cv/textnorm --block cv-textnorm
 # Distillation, cross-validated (the shipped recipe): per fold a student that learns its own fold's three
 # teachers (cv-final-teachers), so no teacher has seen the posts its student is scored on.
 $CV --seeds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --teacher-dir runs/cv/final-teachers --save-dir runs/cv/final-kd --block cv-final-kd
