@@ -1,6 +1,11 @@
 """Metrics on a split: accuracy, weighted/macro F1, per-class P/R/F1, confusion matrix (scikit-learn).
 
     python -m mmsa_core.evaluate CHECKPOINT --split val [--json out.json] [--confusion cm.png]
+    python -m mmsa_core.evaluate CHECKPOINT --view text --target text_label   # the app's text-only view
+
+``--view text|image`` scores what the app shows as the text-only and image-only views (the other modality
+blanked); ``--target text_label|image_label`` scores against MVSA's per-modality labels instead of the
+post's label (posts without that label are left out).
 """
 from __future__ import annotations
 
@@ -60,19 +65,27 @@ def plot_confusion(m: dict, path: str | Path, title: str = "") -> Path:
     return Path(path)
 
 
-def evaluate_checkpoint(checkpoint: str | None, split: str, data_dir: str, cache_dir: str | None = None) -> dict:
-    """Metrics of a checkpoint on a labelled MVSA split, from cached trunk features."""
+TARGETS = ("label", "text_label", "image_label")
+
+
+def evaluate_checkpoint(checkpoint: str | None, split: str, data_dir: str, cache_dir: str | None = None,
+                        view: str = "both", target: str = "label") -> dict:
+    """Metrics of a checkpoint on a labelled MVSA split, from cached trunk features. ``view``: both | text |
+    image (the model with the other modality blanked); ``target``: which of MVSA's labels to score against."""
     from .checkpoint import load_model
     from .data import load_mvsa
     from .features import encode_posts, predict_probs
 
+    if target not in TARGETS:
+        raise ValueError(f"Unknown target {target!r}; choose from {list(TARGETS)}")
     model, meta = load_model(checkpoint)
     posts = [p for p in load_mvsa(data_dir) if p.split == split]
     if not posts or any(p.label is None for p in posts):
         raise SystemExit(f"Split {split!r} has no labels here (the test labels are held back): "
                          "score it with `python -m mmsa_core.predict` instead")
-    probs = predict_probs(model, encode_posts(model, posts, cache_dir))
-    y = [model.labels.index(p.label) for p in posts]
+    posts = [p for p in posts if getattr(p, target) in model.labels]
+    probs = predict_probs(model, encode_posts(model, posts, cache_dir), view=view)
+    y = [model.labels.index(getattr(p, target)) for p in posts]
     return compute_metrics(y, probs.argmax(1), model.labels)
 
 
@@ -82,11 +95,15 @@ def main(argv=None) -> None:
     ap.add_argument("--split", default="val", choices=["train", "val"])
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--view", default="both", choices=["both", "text", "image"],
+                    help="score the text-only or image-only view (the other modality blanked)")
+    ap.add_argument("--target", default="label", choices=list(TARGETS),
+                    help="score against the post's label or MVSA's per-modality label")
     ap.add_argument("--json", help="write the metrics here")
     ap.add_argument("--confusion", help="write the confusion matrix PNG here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    m = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.cache_dir)
+    m = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.cache_dir, args.view, args.target)
     print(format_metrics(m))
     if args.json:
         Path(args.json).write_text(json.dumps(m, indent=2))

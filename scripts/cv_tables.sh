@@ -28,6 +28,8 @@ $CV --seeds 0 --folds 0 1 --epochs 3 $FT --set aux_modality_weight=0.3 --set enc
 $CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set image_encoder=efficientnet_lite2 --save-dir runs/cv/lite2 --block cv-lite2
 # Not adopted: tweet-normalised text (links -> http, handles -> @user, no leading RT; seed 0, the same folds).
 $PY scripts/probe_tweet_normalization.py --cv 5 --models attention_concat --out docs/results.md --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --save-dir runs/cv/textnorm --block cv-textnorm
+# Not adopted: modality dropout 0.1 (one modality blanked in training; seeds 0 and 1).
+$CV --seeds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --set modality_dropout=0.1 --save-dir runs/cv/moddrop --block cv-moddrop
 # Distillation, cross-validated (the shipped recipe): per fold a student that learns its own fold's three
 # teachers (cv-final-teachers), so no teacher has seen the posts its student is scored on.
 $CV --seeds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --teacher-dir runs/cv/final-teachers --save-dir runs/cv/final-kd --block cv-final-kd

@@ -1,10 +1,12 @@
 import json
 
 import numpy as np
+import pytest
 
 from mmsa_core import ModelConfig, TrainConfig
 from mmsa_core.compare import to_markdown, write_block
-from mmsa_core.evaluate import compute_metrics, format_metrics, main as evaluate_main, plot_confusion
+from mmsa_core.data import load_mvsa
+from mmsa_core.evaluate import compute_metrics, evaluate_checkpoint, format_metrics, main as evaluate_main, plot_confusion
 from mmsa_core.train import train
 
 from .conftest import TINY
@@ -36,6 +38,18 @@ def test_train_then_evaluate_cli(tmp_path, mvsa_dir, capsys):
     out = json.loads((tmp_path / "m.json").read_text())
     assert out["n"] == 450 and set(out["per_class"]) == set(LABELS)
     assert "weighted F1" in capsys.readouterr().out and (tmp_path / "cm.png").exists()
+    # The app's text-only view, scored against MVSA's text labels: other predictions, other targets.
+    evaluate_main([str(ckpt), "--split", "val", "--data-dir", str(mvsa_dir), "--cache-dir", str(tmp_path / "c"),
+                   "--view", "text", "--target", "text_label", "--json", str(tmp_path / "t.json")])
+    text = json.loads((tmp_path / "t.json").read_text())
+    val = [p for p in load_mvsa(mvsa_dir) if p.split == "val"]
+    assert text["n"] == sum(p.text_label in LABELS for p in val)
+    assert [c["support"] for c in text["per_class"].values()] == [
+        sum(p.text_label == lab for p in val) for lab in LABELS]
+    both = evaluate_checkpoint(str(ckpt), "val", str(mvsa_dir), str(tmp_path / "c"), target="text_label")
+    assert both["n"] == text["n"] and both["confusion_matrix"] != text["confusion_matrix"]  # the view changed
+    with pytest.raises(ValueError, match="Unknown target"):
+        evaluate_checkpoint(str(ckpt), "val", str(mvsa_dir), str(tmp_path / "c"), target="mood")
 
 
 def test_results_block_is_replaced_in_place(tmp_path):
