@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .checkpoint import read_checkpoint
+from .checkpoint import read_checkpoint, write_checkpoint
 from .compare import METRICS, load_runs, mean_sd, metric_row, write_block
 from .config import LABELS
 from .evaluate import compute_metrics, evaluate_checkpoint, format_metrics
@@ -71,20 +70,14 @@ def write_bias(checkpoint: str | Path, index: int, bias: float, record: dict, da
             raise ValueError(f"{checkpoint} predicts {cfg['labels']}; the CV runs are over {list(LABELS)}")
         cfg["logit_bias"] = [bias if i == index else 0.0 for i in range(len(LABELS))]
     ckpt["calibration"] = record
-    _save(ckpt, checkpoint)
+    write_checkpoint(ckpt, checkpoint)
     if data_dir is None:
         return None
     val = evaluate_checkpoint(str(checkpoint), "val", data_dir)
     ckpt["metrics"] = {**ckpt.get("metrics", {}), "val": {**val, "epoch": ckpt.get("metrics", {}).get("val", {}).get(
         "epoch", 0)}}
-    _save(ckpt, checkpoint)
+    write_checkpoint(ckpt, checkpoint)
     return val
-
-
-def _save(ckpt: dict, path: str | Path) -> None:
-    tmp = Path(str(path) + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
 
 
 def main(argv=None) -> None:

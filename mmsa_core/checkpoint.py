@@ -18,8 +18,6 @@ DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "default.pt"
 
 def save_checkpoint(model: MultimodalClassifier, path: str | Path, **meta) -> Path:
     """Write ``{"format", "config", "labels", "encoders", "state_dict", **meta}`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {
         "format": FORMAT,
         "config": model.cfg.to_dict(),
@@ -29,6 +27,14 @@ def save_checkpoint(model: MultimodalClassifier, path: str | Path, **meta) -> Pa
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **meta,
     }
+    return write_checkpoint(ckpt, path)
+
+
+def write_checkpoint(ckpt: dict, path: str | Path) -> Path:
+    """Write a checkpoint dict atomically (a temporary file renamed into place): a reader never sees half
+    a file, and a failed write leaves the previous checkpoint as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(path)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import FORMAT, read_checkpoint
+from .checkpoint import FORMAT, read_checkpoint, write_checkpoint
 from .compress import FORMAT as INT8
 from .compress import compress_state, decompress_state
 from .config import ModelConfig
@@ -292,12 +292,7 @@ def write_ensemble(members: list[dict], out: str | Path, storage: str, **meta) -
                 "train_config": first.get("train_config", {}), "data_hash": first.get("data_hash", ""),
                 "trainable_params": sum(m.get("trainable_params", 0) for m in members),
                 "stored_dtype": storage, "created_at": created, **meta}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(out)
-    return out
+    return write_checkpoint(ckpt, out)
 
 
 def greedy_select(member_probs: list[np.ndarray], y: np.ndarray, max_size: int = 7, metric=None) -> list[int]:
