@@ -45,14 +45,19 @@ def test_minilm_is_real_and_offline():
     assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.2  # pretrained semantics, not random weights
 
 
-def test_text_trunk_plus_top_equals_the_full_encoder():
-    enc = TextEncoder("minilm", max_len=16, trainable_layers=2).eval()
-    tok = enc.tokenize(["good morning #sun", "a"])
+def assert_split_equals_whole(enc: TextEncoder, texts: list[str]) -> None:
+    """The encoder's trunk then top gives the loaded model's own output on every real token."""
+    tok = enc.tokenize(texts)
     with torch.no_grad():
         ours = enc(tok["input_ids"], tok["attention_mask"]).tokens
         ref = enc.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"].long()).last_hidden_state
     m = tok["attention_mask"]
     assert torch.allclose(ours[m], ref[m], atol=1e-5)
+
+
+def test_text_trunk_plus_top_equals_the_full_encoder():
+    enc = TextEncoder("minilm", max_len=16, trainable_layers=2).eval()
+    assert_split_equals_whole(enc, ["good morning #sun", "a"])
     trainable = {n.split(".")[3] for n, p in enc.named_parameters() if p.requires_grad}
     assert trainable == {"4", "5"}
 
@@ -70,12 +75,7 @@ def test_mpnet_trunk_plus_top_equals_the_full_encoder(tmp_path):
     MPNetModel(cfg, add_pooling_layer=False).save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(_minilm_path(), local_files_only=True).save_pretrained(tmp_path)
     enc = TextEncoder(str(tmp_path), max_len=16, trainable_layers=1).eval()
-    tok = enc.tokenize(["good morning #sun, a long day ahead", "a"])
-    with torch.no_grad():
-        ours = enc(tok["input_ids"], tok["attention_mask"]).tokens
-        ref = enc.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"].long()).last_hidden_state
-    m = tok["attention_mask"]
-    assert torch.allclose(ours[m], ref[m], atol=1e-5)
+    assert_split_equals_whole(enc, ["good morning #sun, a long day ahead", "a"])
 
 
 def test_frozen_trunk_keeps_eval_mode_when_training():
