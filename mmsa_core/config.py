@@ -68,6 +68,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     teacher: str = ""  # checkpoint (an ensemble, say) whose probabilities on the training posts are also learned
     distill_weight: float = 1.0  # weight of the KL divergence to the teacher's probabilities (with ``teacher``)
+    supcon_weight: float = 0.0  # > 0: a supervised contrastive loss on the fused features (CLMLF's label-based one)
+    supcon_temperature: float = 0.1
     seed: int = 0
     augment: bool = False  # text/image augmentation (only when encoders run end to end)
     extra_data: list[str] = field(default_factory=list)  # annotation exports merged into train

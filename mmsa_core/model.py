@@ -20,6 +20,7 @@ class ModelOutput:
     text_attention: torch.Tensor | None = None  # (B, L) the fusion head's own attention over tokens
     image_attention: torch.Tensor | None = None  # (B, R)
     modality_logits: tuple[torch.Tensor, torch.Tensor] | None = None  # (B, C) text-label and image-label heads
+    features: torch.Tensor | None = None  # (B, F) the fused representation the classifier reads
 
 
 def blank(text: TextFeatures, image: ImageFeatures, keep_text: torch.Tensor, keep_image: torch.Tensor):
@@ -71,7 +72,7 @@ class MultimodalClassifier(nn.Module):
         modality = None
         if self.cfg.aux_modality_weight > 0:
             modality = (self.modality_heads["text"](text.pooled), self.modality_heads["image"](image.pooled))
-        return ModelOutput(logits, aux, out.text_attention, out.image_attention, modality)
+        return ModelOutput(logits, aux, out.text_attention, out.image_attention, modality, out.features)
 
     def encode_from_trunk(self, text_hidden, text_mask, input_ids, image_trunk):
         text = self.text_encoder.features(self.text_encoder.forward_top(text_hidden, text_mask), text_mask, input_ids)

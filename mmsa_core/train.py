@@ -39,6 +39,14 @@ log = logging.getLogger(__name__)
 IGNORE = -100  # target of a post whose per-modality label is unknown
 
 
+def supervised_contrastive(temperature: float):
+    """Supervised contrastive loss (Khosla et al. 2020), as CLMLF (Li et al. 2022) adds it to cross-entropy on
+    the fused features: from pytorch-metric-learning."""
+    from pytorch_metric_learning.losses import SupConLoss
+
+    return SupConLoss(temperature=temperature)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -124,6 +132,7 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     y_train = _targets(model, train_posts, "label")
     y_text, y_image = _targets(model, train_posts, "text_label"), _targets(model, train_posts, "image_label")
     criterion = create_loss(tcfg.loss, y_train.numpy(), len(model.labels), tcfg.label_smoothing).to(device)
+    supcon = supervised_contrastive(tcfg.supcon_temperature) if tcfg.supcon_weight > 0 else None
     opt = torch.optim.AdamW(model.param_groups(tcfg.lr, tcfg.encoder_lr, tcfg.layer_decay),
                             weight_decay=tcfg.weight_decay)
     steps_per_epoch = (len(train_posts) + tcfg.batch_size - 1) // tcfg.batch_size
@@ -149,6 +158,8 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             if soft is not None:
                 loss = loss + tcfg.distill_weight * F.kl_div(out.logits.log_softmax(-1), soft[idx].to(device),
                                                              reduction="batchmean")
+            if supcon is not None:  # posts of one label pull together, others push apart, in the fused space
+                loss = loss + tcfg.supcon_weight * supcon(F.normalize(out.features, dim=-1), y_train[idx].to(device))
             if out.aux_loss is not None:
                 loss = loss + out.aux_loss
             if out.modality_logits is not None:
@@ -240,7 +251,9 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, out: str | Path | None = None,
 
 
 TRAIN_HELP = {"teacher": "checkpoint (an ensemble, say) whose probabilities the model also learns (distillation)",
-              "distill_weight": "weight of the KL divergence to the teacher's probabilities (with --teacher)"}
+              "distill_weight": "weight of the KL divergence to the teacher's probabilities (with --teacher)",
+              "supcon_weight": "> 0: add a supervised contrastive loss on the fused features, this much of it",
+              "supcon_temperature": "temperature of that contrastive loss"}
 MODEL_FLAGS = ("hidden_dim", "num_heads", "num_layers", "dropout", "max_text_len", "modality_dropout", "mlm_weight",
                "mlm_mask_rate", "aux_modality_weight")
 

@@ -37,6 +37,10 @@ MPNET="--set text_encoder=runs/encoders/all-mpnet-base-v2 --set layer_decay=0.9 
 $CV --seeds 0 --folds 0 1 --epochs 2 $MPNET --set text_trainable_layers=3 --save-dir runs/cv/mpnet-top3 --block cv-mpnet-top3
 $CV --seeds 0 --folds 0 1 --epochs 2 $MPNET --set text_trainable_layers=6 --save-dir runs/cv/mpnet-top6 --block cv-mpnet-top6
 $CV --seeds 0 --folds 0 1 --epochs 2 $MPNET --set text_trainable_layers=-1 --save-dir runs/cv/mpnet-all --block cv-mpnet-all
+# Screened and not adopted: CLMLF's supervised contrastive loss on the fused features, weights 0.5 and 0.1
+# (folds 0 and 1, seeds 0 and 1).
+$CV --seeds 0 1 --folds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --set supcon_weight=0.5 --save-dir runs/cv/supcon --block cv-supcon
+$CV --seeds 0 1 --folds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --set supcon_weight=0.1 --save-dir runs/cv/supcon01 --block cv-supcon01
 # Distillation, cross-validated (the shipped recipe): per fold a student that learns its own fold's three
 # teachers (cv-final-teachers), so no teacher has seen the posts its student is scored on.
 $CV --seeds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --teacher-dir runs/cv/final-teachers --save-dir runs/cv/final-kd --block cv-final-kd

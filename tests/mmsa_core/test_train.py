@@ -2,7 +2,7 @@ import torch
 
 from mmsa_core import ModelConfig, TrainConfig, load_model
 from mmsa_core.train import main as train_main
-from mmsa_core.train import train
+from mmsa_core.train import supervised_contrastive, train
 
 from .conftest import TINY
 
@@ -25,6 +25,25 @@ def test_training_is_reproducible_with_a_fixed_seed(tmp_path, mvsa_dir):
     _, a = train(ModelConfig(fusion="transformer", **TINY), tc, progress=False)
     _, b = train(ModelConfig(fusion="transformer", **TINY), tc, progress=False)
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+
+
+def test_supervised_contrastive_loss_rewards_features_grouped_by_label():
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    noise = 0.05 * torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    grouped = torch.nn.functional.one_hot(y, 3).float() + noise
+    mixed = grouped[torch.tensor([0, 2, 4, 1, 3, 5])]  # each label's two posts now sit in different places
+    loss = supervised_contrastive(0.1)
+    f = torch.nn.functional.normalize
+    assert loss(f(grouped, dim=-1), y) < loss(f(mixed, dim=-1), y)
+
+
+def test_the_contrastive_loss_enters_training(tmp_path, mvsa_dir):
+    tc = dict(data_dir=str(mvsa_dir), epochs=1, limit=32, cache_dir=str(tmp_path), seed=3)
+    _, plain = train(ModelConfig(fusion="attention_concat", **TINY), TrainConfig(**tc), progress=False)
+    _, supcon = train(ModelConfig(fusion="attention_concat", **TINY), TrainConfig(**tc, supcon_weight=0.5),
+                      progress=False)
+    assert supcon["history"][0]["train_loss"] > plain["history"][0]["train_loss"]  # the added term is positive
+    assert supcon["train_config"]["supcon_weight"] == 0.5
 
 
 def test_train_cli_rejects_unknown_model_with_the_menu(capsys):
