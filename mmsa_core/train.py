@@ -41,7 +41,7 @@ IGNORE = -100  # target of a post whose per-modality label is unknown
 
 def supervised_contrastive(temperature: float):
     """Supervised contrastive loss (Khosla et al. 2020), as CLMLF (Li et al. 2022) adds it to cross-entropy on
-    the fused features: from pytorch-metric-learning."""
+    the fused features: from pytorch-metric-learning, whose cosine similarity L2-normalises them itself."""
     from pytorch_metric_learning.losses import SupConLoss
 
     return SupConLoss(temperature=temperature)
@@ -159,7 +159,7 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
                 loss = loss + tcfg.distill_weight * F.kl_div(out.logits.log_softmax(-1), soft[idx].to(device),
                                                              reduction="batchmean")
             if supcon is not None:  # posts of one label pull together, others push apart, in the fused space
-                loss = loss + tcfg.supcon_weight * supcon(F.normalize(out.features, dim=-1), y_train[idx].to(device))
+                loss = loss + tcfg.supcon_weight * supcon(out.features, y_train[idx].to(device))
             if out.aux_loss is not None:
                 loss = loss + out.aux_loss
             if out.modality_logits is not None:
