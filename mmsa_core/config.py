@@ -70,6 +70,8 @@ class TrainConfig:
     distill_weight: float = 1.0  # weight of the KL divergence to the teacher's probabilities (with ``teacher``)
     supcon_weight: float = 0.0  # > 0: a supervised contrastive loss on the fused features (CLMLF's label-based one)
     supcon_temperature: float = 0.1
+    rdrop_weight: float = 0.0  # > 0: R-Drop, two dropout passes per batch and their symmetric KL times this
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights and end on it
     seed: int = 0
     augment: bool = False  # text/image augmentation (only when encoders run end to end)
     extra_data: list[str] = field(default_factory=list)  # annotation exports merged into train

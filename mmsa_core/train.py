@@ -10,7 +10,6 @@ shipped default and the cross-validation runs are trained). ``--teacher CKPT`` a
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import random
 import time
@@ -45,6 +44,21 @@ def supervised_contrastive(temperature: float):
     from pytorch_metric_learning.losses import SupConLoss
 
     return SupConLoss(temperature=temperature)
+
+
+def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """R-Drop's regulariser (Liang et al. 2021): the mean of KL(a || b) and KL(b || a), per post."""
+    la, lb = logits_a.log_softmax(-1), logits_b.log_softmax(-1)
+    return (F.kl_div(la, lb, log_target=True, reduction="batchmean")
+            + F.kl_div(lb, la, log_target=True, reduction="batchmean")) / 2
+
+
+def averaged_model(model: MultimodalClassifier, decay: float):
+    """An exponential moving average of ``model``'s weights, updated after every step (torch's AveragedModel;
+    buffers follow the model)."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
 def seed_everything(seed: int) -> None:
@@ -126,7 +140,8 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     every epoch runs and the last weights stay (``val_fs`` then only records the learning curve, and may
     be None). ``hook(fraction done)`` is called every few batches (progress bars; it may raise to stop).
     ``soft`` (N, C): a teacher's probabilities, learned besides the labels (``tcfg.distill_weight`` times
-    the KL divergence; Hinton et al. 2015 at temperature 1).
+    the KL divergence; Hinton et al. 2015 at temperature 1). With ``tcfg.ema_decay`` the weights scored
+    and kept are the moving average's; with ``tcfg.rdrop_weight`` each batch runs twice (R-Drop).
     Returns (val metrics of the kept weights, or {} without val; epoch log)."""
     device = next(model.parameters()).device
     y_train = _targets(model, train_posts, "label")
@@ -141,6 +156,25 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     gen, rng = torch.Generator().manual_seed(tcfg.seed), random.Random(tcfg.seed)
     aug = image_augmentation(model.image_encoder.image_size) if tcfg.augment else None
     lengths = train_fs.lengths if train_fs is not None else torch.ones(len(train_posts))
+    ema = averaged_model(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
+
+    def objective(out, idx: torch.Tensor) -> torch.Tensor:
+        """The batch loss of one forward pass: labels, and whatever else this config learns."""
+        loss = criterion(out.logits, y_train[idx].to(device))
+        if soft is not None:
+            loss = loss + tcfg.distill_weight * F.kl_div(out.logits.log_softmax(-1), soft[idx].to(device),
+                                                         reduction="batchmean")
+        if supcon is not None:  # posts of one label pull together, others push apart, in the fused space
+            loss = loss + tcfg.supcon_weight * supcon(out.features, y_train[idx].to(device))
+        if out.aux_loss is not None:
+            loss = loss + out.aux_loss
+        if out.modality_logits is not None:
+            for logits, y in zip(out.modality_logits, (y_text[idx], y_image[idx])):
+                if (y != IGNORE).any():
+                    loss = loss + model.cfg.aux_modality_weight * F.cross_entropy(
+                        logits, y.to(device), ignore_index=IGNORE)
+        return loss
+
     best, best_state, history, stale = None, None, [], 0
     for epoch in range(1, tcfg.epochs + 1):
         model.train()
@@ -151,33 +185,27 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             if hook is not None and b % 10 == 0:
                 hook((epoch - 1 + b / len(batches)) / tcfg.epochs)
             if aug is not None:
-                out = model(*_raw_batch(model, [train_posts[j] for j in idx], rng, aug, device))
+                forward, inputs = model, _raw_batch(model, [train_posts[j] for j in idx], rng, aug, device)
             else:
-                out = model.forward_from_trunk(*train_fs.batch(idx, device))
-            loss = criterion(out.logits, y_train[idx].to(device))
-            if soft is not None:
-                loss = loss + tcfg.distill_weight * F.kl_div(out.logits.log_softmax(-1), soft[idx].to(device),
-                                                             reduction="batchmean")
-            if supcon is not None:  # posts of one label pull together, others push apart, in the fused space
-                loss = loss + tcfg.supcon_weight * supcon(out.features, y_train[idx].to(device))
-            if out.aux_loss is not None:
-                loss = loss + out.aux_loss
-            if out.modality_logits is not None:
-                for logits, y in zip(out.modality_logits, (y_text[idx], y_image[idx])):
-                    if (y != IGNORE).any():
-                        loss = loss + model.cfg.aux_modality_weight * F.cross_entropy(
-                            logits, y.to(device), ignore_index=IGNORE)
+                forward, inputs = model.forward_from_trunk, train_fs.batch(idx, device)
+            out = forward(*inputs)
+            loss = objective(out, idx)
+            if tcfg.rdrop_weight > 0:  # R-Drop: a second pass under other dropout masks; both must agree
+                out2 = forward(*inputs)
+                loss = (loss + objective(out2, idx)) / 2 + tcfg.rdrop_weight * symmetric_kl(out.logits, out2.logits)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
-        m = None
+        m, kept = None, ema.module if ema is not None else model  # the weights that would be kept now
         if val_fs is not None and len(val_fs):
-            m = compute_metrics(y_val, predict_probs(model, val_fs).argmax(1), model.labels)
+            m = compute_metrics(y_val, predict_probs(kept, val_fs).argmax(1), model.labels)
             row.update({k: m[k] for k in ("accuracy", "weighted_f1", "macro_f1")},
                        neutral_recall=m["per_class"].get("neutral", {}).get("recall", float("nan")))
             log.info("epoch %d loss %.4f val acc %.2f wF1 %.2f mF1 %.2f (%.1fs)", epoch, row["train_loss"],
@@ -192,12 +220,14 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             raise ValueError("Early stopping needs validation posts; set early_stopping=False to train a fixed "
                              "number of epochs")
         if best is None or m[tcfg.select_metric] > best[tcfg.select_metric]:
-            best, best_state, stale = m, copy.deepcopy(model.trainable_state_dict()), 0
+            best, best_state, stale = m, kept.trainable_state_dict(), 0
             best["epoch"] = epoch
         else:
             stale += 1
             if stale >= tcfg.patience:
                 break
+    if best_state is None and ema is not None:  # no early stopping: end on the averaged weights
+        best_state = ema.module.trainable_state_dict()
     if best_state is not None:
         model.load_trainable_state_dict(best_state)
     return best, history
@@ -253,7 +283,9 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, out: str | Path | None = None,
 TRAIN_HELP = {"teacher": "checkpoint (an ensemble, say) whose probabilities the model also learns (distillation)",
               "distill_weight": "weight of the KL divergence to the teacher's probabilities (with --teacher)",
               "supcon_weight": "> 0: add a supervised contrastive loss on the fused features, this much of it",
-              "supcon_temperature": "temperature of that contrastive loss"}
+              "supcon_temperature": "temperature of that contrastive loss",
+              "rdrop_weight": "> 0: R-Drop, each batch twice under other dropout masks, plus this times their KL",
+              "ema_decay": "> 0: end on an exponential moving average of the weights (e.g. 0.99 per step)"}
 MODEL_FLAGS = ("hidden_dim", "num_heads", "num_layers", "dropout", "max_text_len", "modality_dropout", "mlm_weight",
                "mlm_mask_rate", "aux_modality_weight")
 

@@ -2,7 +2,7 @@ import torch
 
 from mmsa_core import ModelConfig, TrainConfig, load_model
 from mmsa_core.train import main as train_main
-from mmsa_core.train import supervised_contrastive, train
+from mmsa_core.train import supervised_contrastive, symmetric_kl, train
 
 from .conftest import TINY
 
@@ -43,6 +43,38 @@ def test_the_contrastive_loss_enters_training(tmp_path, mvsa_dir):
                       progress=False)
     assert supcon["history"][0]["train_loss"] > plain["history"][0]["train_loss"]  # the added term is positive
     assert supcon["train_config"]["supcon_weight"] == 0.5
+
+
+def test_symmetric_kl_is_zero_for_agreeing_passes_and_symmetric_otherwise():
+    a, b = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([[0.0, 1.0, 0.5]])
+    assert symmetric_kl(a, a) == 0
+    assert symmetric_kl(a, b) > 0 and torch.isclose(symmetric_kl(a, b), symmetric_kl(b, a))
+
+
+def test_r_drop_enters_training(tmp_path, mvsa_dir):
+    tc = dict(data_dir=str(mvsa_dir), epochs=1, limit=32, cache_dir=str(tmp_path), seed=3, early_stopping=False)
+    cfg = ModelConfig(fusion="attention_concat", dropout=0.5, **TINY)
+    _, plain = train(cfg, TrainConfig(**tc), progress=False)
+    _, rdrop = train(cfg, TrainConfig(**tc, rdrop_weight=5.0), progress=False)
+    assert rdrop["history"][0]["train_loss"] != plain["history"][0]["train_loss"]
+    assert rdrop["train_config"]["rdrop_weight"] == 5.0
+
+
+def test_weight_averaging_ends_on_the_moving_average(tmp_path, mvsa_dir):
+    tc = dict(data_dir=str(mvsa_dir), epochs=2, limit=32, cache_dir=str(tmp_path), seed=3, early_stopping=False,
+              batch_size=8)
+    cfg = ModelConfig(fusion="attention_concat", **TINY)
+
+    def final_weights(**kw) -> torch.Tensor:
+        model, _ = train(cfg, TrainConfig(**tc, **kw), progress=False)
+        return torch.cat([v.flatten().float() for v in model.trainable_state_dict().values()])
+
+    last = final_weights()
+    assert torch.allclose(final_weights(ema_decay=1e-9), last)  # an average of the last step alone: the last weights
+    averaged = final_weights(ema_decay=0.9)
+    assert not torch.allclose(averaged, last, atol=1e-4)  # a longer average ends elsewhere
+    _, rec = train(cfg, TrainConfig(**{**tc, "early_stopping": True}, ema_decay=0.9), progress=False)
+    assert rec["metrics"]["val"]["epoch"] in (1, 2)  # early stopping scores the averaged weights too
 
 
 def test_train_cli_rejects_unknown_model_with_the_menu(capsys):
