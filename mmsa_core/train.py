@@ -157,6 +157,7 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     aug = image_augmentation(model.image_encoder.image_size) if tcfg.augment else None
     lengths = train_fs.lengths if train_fs is not None else torch.ones(len(train_posts))
     ema = averaged_model(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
+    kept = ema.module if ema is not None else model  # the weights that are scored on val and kept
 
     def objective(out, idx: torch.Tensor) -> torch.Tensor:
         """The batch loss of one forward pass: labels, and whatever else this config learns."""
@@ -203,7 +204,7 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
-        m, kept = None, ema.module if ema is not None else model  # the weights that would be kept now
+        m = None
         if val_fs is not None and len(val_fs):
             m = compute_metrics(y_val, predict_probs(kept, val_fs).argmax(1), model.labels)
             row.update({k: m[k] for k in ("accuracy", "weighted_f1", "macro_f1")},
@@ -227,7 +228,7 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             if stale >= tcfg.patience:
                 break
     if best_state is None and ema is not None:  # no early stopping: end on the averaged weights
-        best_state = ema.module.trainable_state_dict()
+        best_state = kept.trainable_state_dict()
     if best_state is not None:
         model.load_trainable_state_dict(best_state)
     return best, history
