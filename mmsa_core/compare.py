@@ -5,11 +5,15 @@
     python -m mmsa_core.compare --cv 5 --models attention_concat --set text_trainable_layers=-1 \\
         --set layer_decay=0.9 --epochs 3 --block cv-text6 --save-dir runs/cv/text6
     python -m mmsa_core.compare --cv-ensemble runs/cv/frozen runs/cv/text6 --block cv-ensembles
+    python -m mmsa_core.compare --cv-paired runs/cv/frozen runs/cv/text6 --block cv-paired   # same runs, side by side
+    python -m mmsa_core.compare --cv 5 --models attention_concat --train-fraction 0.5 \\
+        --save-dir runs/cv/half --block cv-half                      # a learning curve's point
     python -m mmsa_core.compare --seeds 0 1 2 --out docs/results.md   # the older val table (early stopping on val)
 
 With ``--cv`` every fold trains a fixed number of epochs (no early stopping: the held-out fold is never
 used to pick anything) and its held-out probabilities are saved beside the fold's record, so
-``--cv-ensemble`` can score any average of runs on the same folds without training again. ``--set
+``--cv-ensemble`` can score any average of runs on the same folds without training again, and
+``--cv-paired`` can set folders side by side on the folds and seeds they share. ``--set
 KEY=VALUE`` sets any ``ModelConfig`` or ``TrainConfig`` field. Tables replace the block between
 ``<!-- compare:NAME:start -->`` and ``<!-- compare:NAME:end -->`` in the output file.
 """
@@ -21,6 +25,7 @@ import logging
 import re
 import time
 from dataclasses import fields
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +33,7 @@ import torch
 
 from .checkpoint import load_model, read_checkpoint
 from .config import LABELS, ModelConfig, TrainConfig
+from .data import Post
 from .evaluate import compute_metrics
 from .features import MvsaFeatures, feature_cut, predict_probs
 from .folds import assign_folds, cv_posts
@@ -72,12 +78,16 @@ def _model_kw(name: str, mcfg_kw: dict) -> dict:
 
 def run_cv(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, k: int = 5, fold_seed: int = 0,
            save_dir: str | Path = "runs/cv", keep_checkpoints: bool = False, folds: list[int] | None = None,
-           teacher_dir: str | Path | None = None) -> list[dict]:
+           teacher_dir: str | Path | None = None, train_fraction: float = 1.0) -> list[dict]:
     """Every (model, seed, fold): train on the other folds for a fixed number of epochs, score the held-out
     fold. Each run's record (metrics, learning curve, held-out probabilities) is saved as
     ``<save_dir>/<model>-s<seed>-f<fold>.json``; runs already saved are read back (resume).
+    ``train_fraction`` < 1: train on that stratified share of the other folds only (a point of a learning
+    curve: how accuracy grows with labelled posts); the held-out fold is still scored whole.
     ``teacher_dir``: distil each fold from that fold's checkpoints there (``--keep-checkpoints`` of an
     earlier run), averaged, so no teacher has seen the fold it is scored on."""
+    if not 0 < train_fraction <= 1:
+        raise SystemExit(f"--train-fraction must be in (0, 1], got {train_fraction}")
     tcfg_kw = {**tcfg_kw, "early_stopping": False}
     posts = cv_posts(tcfg_kw.get("data_dir", TrainConfig.data_dir), tcfg_kw.get("limit", 0))
     assignment = assign_folds(posts, k, fold_seed)
@@ -90,10 +100,13 @@ def run_cv(models: list[str], seeds: list[int], mcfg_kw: dict, tcfg_kw: dict, k:
                 path = save_dir / f"{name}-s{seed}-f{fold}.json"
                 if path.exists():
                     rec = json.loads(path.read_text())
+                    if rec.get("train_fraction", 1.0) != train_fraction:
+                        raise SystemExit(f"{path} was trained on a share of {rec.get('train_fraction', 1.0)} of "
+                                         f"its folds, not {train_fraction}: use another --save-dir")
                 else:
                     teachers = fold_teachers(teacher_dir, fold) if teacher_dir else []
                     rec = _cv_fold(name, seed, fold, posts, assignment, _model_kw(name, mcfg_kw), tcfg_kw, lookups,
-                                   save_dir if keep_checkpoints else None, teachers)
+                                   save_dir if keep_checkpoints else None, teachers, train_fraction)
                     rec["fold_seed"], rec["k"] = fold_seed, k
                     path.write_text(json.dumps(rec))
                 rows.append(rec)
@@ -111,7 +124,18 @@ def fold_teachers(teacher_dir: str | Path, fold: int) -> list[Path]:
     return found
 
 
-def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir, teachers=()) -> dict:
+def training_share(posts: list[Post], fraction: float, seed: int) -> list[Post]:
+    """A ``fraction`` of ``posts``, stratified by label (scikit-learn's train_test_split); all when 1."""
+    from sklearn.model_selection import train_test_split
+
+    if fraction >= 1:
+        return posts
+    kept, _ = train_test_split(posts, train_size=fraction, stratify=[p.label for p in posts], random_state=seed)
+    return kept
+
+
+def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir, teachers=(),
+             train_fraction: float = 1.0) -> dict:
     tcfg = TrainConfig(seed=seed, **tkw)
     seed_everything(seed)
     model = MultimodalClassifier(ModelConfig(fusion=name, **mkw))
@@ -120,7 +144,8 @@ def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir, t
         lookups.clear()  # one cut's features in memory at a time
         lookups[cut] = MvsaFeatures(model, tcfg.data_dir, tcfg.cache_dir or None, progress=False,
                                     whole=not tcfg.limit)
-    train_posts = [p for p, f in zip(posts, assignment) if f != fold]
+    # The share depends on the fold only, so every seed (and model) of a fold trains on the same posts.
+    train_posts = training_share([p for p, f in zip(posts, assignment) if f != fold], train_fraction, fold)
     held_out = [p for p, f in zip(posts, assignment) if f == fold]
     out = ckpt_dir / f"{name}-s{seed}-f{fold}.pt" if ckpt_dir else None
     soft = None
@@ -137,7 +162,7 @@ def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir, t
     y = np.array([LABELS.index(p.label) for p in held_out])
     m = compute_metrics(y, probs.argmax(1), model.labels)
     return {"model": name, "seed": seed, "fold": fold, **metric_row(m), "n": len(held_out),
-            "teachers": [p.name for p in teachers],
+            "teachers": [p.name for p in teachers], "train_fraction": train_fraction, "n_train": len(train_posts),
             "history": rec["history"], "params": rec["trainable_params"], "seconds": rec["train_seconds"],
             "model_config": model.cfg.to_dict(), "train_config": rec["train_config"],
             "ids": [p.id for p in held_out], "y": y.tolist(), "probs": np.round(probs, 6).tolist()}
@@ -184,17 +209,36 @@ def cv_markdown(rows: list[dict], label: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _settings(rec: dict) -> str:
-    """What differs from the defaults, so a table row says how the model was trained."""
-    m, t = rec.get("model_config", {}), rec.get("train_config", {})
-    base_m, base_t = ModelConfig().to_dict(), vars(TrainConfig())
-    skip = {"fusion", "labels", "data_dir", "cache_dir", "seed", "early_stopping", "extra_data", "num_threads",
-            "device", "allow_download"}
-    diff = [f"{k}={v}" for k, v in m.items() if k not in skip and base_m.get(k) != v]
-    diff += [f"{k}={v}" for k, v in t.items() if k not in skip and base_t.get(k) != v]
-    if rec.get("teachers"):
-        diff.append(f"distilled from the fold's {len(rec['teachers'])} teachers")
-    return ", ".join(diff) or "defaults"
+_SKIP = {"fusion", "labels", "data_dir", "cache_dir", "seed", "early_stopping", "extra_data", "num_threads", "device",
+         "allow_download"}
+
+
+def _setting_map(rec: dict) -> dict[str, object]:
+    """Every setting of a run that says how it was trained (not where its files are), defaults included."""
+    out = {k: v for k, v in {**rec.get("model_config", {}), **rec.get("train_config", {})}.items() if k not in _SKIP}
+    out["train_fraction"] = rec.get("train_fraction", 1.0)
+    out["teachers"] = len(rec.get("teachers", []))
+    return out
+
+
+_DEFAULTS = _setting_map({"model_config": ModelConfig().to_dict(), "train_config": vars(TrainConfig())})
+
+
+def _settings(rec: dict, base: dict | None = None) -> str:
+    """What differs from ``base`` (default: the config defaults), so a table row says how the model was trained."""
+    base = base if base is not None else _DEFAULTS
+    mine = _setting_map(rec)
+    words = []
+    for k, v in mine.items():
+        if base.get(k, _DEFAULTS.get(k)) == v:
+            continue
+        if k == "train_fraction":
+            words.append(f"trained on {v:.0%} of the other folds")
+        elif k == "teachers":
+            words.append(f"distilled from the fold's {v} teachers" if v else "no teachers")
+        else:
+            words.append(f"{k}={v}")
+    return ", ".join(words) or ("defaults" if base is _DEFAULTS else "")
 
 
 def load_runs(folders: list[str | Path]) -> dict[str, list[dict]]:
@@ -216,6 +260,66 @@ def ensemble_markdown(groups: dict[str, list[dict]], combos: list[list[str]]) ->
         es = ensemble_scores(runs)
         lines.append(f"| {' + '.join(f'`{g}`' for g in combo)} ({len(runs) // len(es)} per fold) | "
                      + " | ".join(mean_sd([e[m] for e in es]) for m in METRICS) + f" | {len(es)} |")
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=None)
+def _n_posts(data_dir: str, limit: int) -> int:
+    return len(cv_posts(data_dir, limit))
+
+
+def n_train(rec: dict) -> int:
+    """How many posts a CV run trained on (runs saved before this was recorded trained on all other folds)."""
+    if "n_train" in rec:
+        return rec["n_train"]
+    t = rec["train_config"]
+    return _n_posts(t["data_dir"], t.get("limit", 0)) - rec["n"]
+
+
+def paired_markdown(folders: list[str | Path]) -> str:
+    """One row per folder of saved CV runs, each scored on the (fold, seed) runs that every folder has: the same
+    held-out posts and seeds, so the rows differ only in how they were trained. "Δ accuracy" is each run's
+    accuracy minus the first folder's on the same fold and seed (mean ± sd over those pairs)."""
+    runs = {}
+    for folder in folders:
+        recs = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*-s*-f*.json"))]
+        if not recs:
+            raise SystemExit(f"No saved CV run in {folder}")
+        if len({r["model"] for r in recs}) > 1:
+            raise SystemExit(f"{folder} holds runs of several models: give one folder per model")
+        runs[str(folder)] = {(r["fold"], r["seed"]): r for r in recs}
+    common = sorted(set.intersection(*(set(rs) for rs in runs.values())))
+    if not common:
+        raise SystemExit(f"{', '.join(runs)} share no run of the same fold and seed")
+    first = runs[str(folders[0])]
+    folds, seeds = sorted({f for f, _ in common}), sorted({s for _, s in common})
+    lines = [f"{len(common)} runs in every folder: folds {folds}, seeds {seeds}.", "",
+             "| runs | settings | training posts per fold | CV accuracy | Δ accuracy, paired | CV weighted F1 "
+             "| CV macro F1 | CV neutral recall | train s per fold (median) |", "|---|---|---|---|---|---|---|---|---|"]
+    base = _setting_map(first[common[0]])
+    for folder, by_run in runs.items():
+        rs = [by_run[key] for key in common]
+        if by_run is first:
+            settings, delta = _settings(rs[0]), "—"
+        else:
+            diff = _settings(rs[0], base)
+            settings = "as the first row" + (f" but {diff}" if diff else "")
+            delta = mean_sd([r["accuracy"] - first[key]["accuracy"] for r, key in zip(rs, common)])
+        lines.append(f"| `{folder}` (`{rs[0]['model']}`) | {settings} | {int(np.median([n_train(r) for r in rs]))} "
+                     f"| {mean_sd([r['accuracy'] for r in rs])} | {delta} | "
+                     + " | ".join(mean_sd([r[m] for r in rs]) for m in METRICS[1:])
+                     + f" | {np.median([r['seconds'] for r in rs]):.0f} |")
+    shares = {by_run[key].get("train_fraction", 1.0) for by_run in runs.values() for key in common}
+    if len(shares) >= 3:  # a learning curve: how fast accuracy grows with training posts
+        points = [(n_train(by_run[key]), by_run[key]["accuracy"]) for by_run in runs.values() for key in common]
+        from scipy.stats import linregress
+
+        fit = linregress(np.log2([n for n, _ in points]), [a for _, a in points])
+        lines += ["", f"Least-squares line over the {len(points)} runs: accuracy = {fit.intercept:.2f} + "
+                  f"{fit.slope:.2f} × log2(training posts) (± {fit.stderr:.2f}; runs on the same fold are not "
+                  "independent, so read it as a trend). " + (
+                      f"At that rate one more point of accuracy takes {2 ** (1 / fit.slope):.2f} times the training "
+                      "posts." if fit.slope > 0 else "Accuracy does not grow with training posts here.")]
     return "\n".join(lines)
 
 
@@ -274,6 +378,8 @@ def main(argv=None, prog: str = "python -m mmsa_core.compare") -> None:
     ap.add_argument("--folds", nargs="*", type=int, default=None, help="only these folds (default: all)")
     ap.add_argument("--cv-ensemble", nargs="*", default=None, metavar="DIR",
                     help="score averages of the CV runs saved in these folders (no training)")
+    ap.add_argument("--cv-paired", nargs="*", default=None, metavar="DIR",
+                    help="one row per folder of saved CV runs, on the folds and seeds they all have (no training)")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--block", default="frozen", help="name of the table's block in the output file")
     ap.add_argument("--text-layers", type=int, default=0)
@@ -290,6 +396,8 @@ def main(argv=None, prog: str = "python -m mmsa_core.compare") -> None:
     ap.add_argument("--keep-checkpoints", action="store_true", help="with --cv: also keep each fold's checkpoint")
     ap.add_argument("--teacher-dir", help="with --cv: distil each fold from the checkpoints that --keep-checkpoints "
                     "kept there for the same fold (averaged)")
+    ap.add_argument("--train-fraction", type=float, default=1.0,
+                    help="with --cv: train on this stratified share of the other folds (a learning curve)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cmd = (prog + " " + " ".join(argv if argv is not None else __import__("sys").argv[1:])).strip()
@@ -302,6 +410,11 @@ def main(argv=None, prog: str = "python -m mmsa_core.compare") -> None:
         write_block(Path(args.out), args.block, body)
         print(body)
         return
+    if args.cv_paired:
+        body = f"Command: `{cmd}`.\n\n" + paired_markdown(args.cv_paired)
+        write_block(Path(args.out), args.block, body)
+        print(body)
+        return
     models = args.models or list_fusions()
     mkw, tkw = parse_sets(args.set)
     mkw = {"text_trainable_layers": args.text_layers, **mkw}
@@ -309,7 +422,7 @@ def main(argv=None, prog: str = "python -m mmsa_core.compare") -> None:
            "epochs": args.epochs or (3 if args.cv else 30), **tkw}
     if args.cv:
         rows = run_cv(models, args.seeds, mkw, tkw, args.cv, args.fold_seed, args.save_dir or "runs/cv",
-                      args.keep_checkpoints, args.folds, args.teacher_dir)
+                      args.keep_checkpoints, args.folds, args.teacher_dir, args.train_fraction)
         table = cv_markdown(rows)
         n = sum(r["n"] for r in rows if (r["model"], r["seed"]) == (rows[0]["model"], rows[0]["seed"]))
         what = f"{args.cv}-fold cross-validation over train+val ({n} posts, fold seed {args.fold_seed}), seeds {args.seeds}"

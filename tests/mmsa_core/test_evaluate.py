@@ -86,6 +86,50 @@ def test_cross_validation_scores_every_post_once_and_resumes(tmp_path, mvsa_dir)
     assert "3 folds × 2 seeds" in table and "mean of the 2 seeds" in table
 
 
+def test_a_learning_curve_trains_on_a_stratified_share_and_scores_the_whole_fold(tmp_path, mvsa_dir):
+    from collections import Counter
+
+    import numpy as np
+    import pytest
+
+    from mmsa_core.compare import cv_markdown, mean_sd, paired_markdown, run_cv, training_share
+    from mmsa_core.folds import cv_posts
+
+    posts = cv_posts(mvsa_dir)
+    half = training_share(posts, 0.5, seed=3)
+    assert len(half) == len(posts) // 2 and {p.id for p in half} < {p.id for p in posts}
+    share = {k: n / len(half) for k, n in Counter(p.label for p in half).items()}
+    assert all(abs(share[k] - n / len(posts)) < 0.01 for k, n in Counter(p.label for p in posts).items())
+    assert [p.id for p in training_share(posts, 0.5, seed=3)] == [p.id for p in half]  # a fold's share is fixed
+    assert training_share(posts, 1.0, seed=3) == posts
+
+    tkw = {"data_dir": str(mvsa_dir), "limit": 60, "epochs": 1, "cache_dir": str(tmp_path / "c"), "batch_size": 16}
+    whole = run_cv(["concat"], [0], TINY, tkw, k=3, save_dir=tmp_path / "all")
+    some = run_cv(["concat"], [0], TINY, tkw, k=3, save_dir=tmp_path / "half", train_fraction=0.5)
+    for w, s in zip(whole, some):
+        assert s["ids"] == w["ids"]  # the held-out fold is scored whole
+        assert s["n_train"] == w["n_train"] // 2 and s["train_fraction"] == 0.5
+    assert "trained on 50% of the other folds" in cv_markdown(some)
+    # Paired rows: only the (fold, seed) runs every folder has, each run against the first folder's same run.
+    run_cv(["concat"], [1], TINY, tkw, k=3, save_dir=tmp_path / "all")  # seed 1 in one folder only
+    table = paired_markdown([tmp_path / "all", tmp_path / "half"])
+    assert "3 runs in every folder: folds [0, 1, 2], seeds [0]." in table
+    row = next(line for line in table.splitlines() if "half" in line).split(" | ")
+    assert row[1] == "as the first row but trained on 50% of the other folds"
+    assert row[2] == str(int(np.median([s["n_train"] for s in some])))
+    assert row[4] == mean_sd([s["accuracy"] - w["accuracy"] for s, w in zip(some, whole)])
+    assert "Least-squares" not in table  # two shares are not a curve
+    few = run_cv(["concat"], [0], TINY, tkw, k=3, save_dir=tmp_path / "few", train_fraction=0.25)
+    table = paired_markdown([tmp_path / "all", tmp_path / "half", tmp_path / "few"])
+    runs = whole + some + few
+    slope = np.polyfit(np.log2([r["n_train"] for r in runs]), [r["accuracy"] for r in runs], 1)[0]
+    assert "Least-squares line over the 9 runs" in table and f"{slope:.2f} × log2(training posts)" in table
+    with pytest.raises(SystemExit, match="share of 0.5"):  # a resumed folder must hold the same share
+        run_cv(["concat"], [0], TINY, tkw, k=3, save_dir=tmp_path / "half")
+    with pytest.raises(SystemExit, match="must be in"):
+        run_cv(["concat"], [0], TINY, tkw, k=3, save_dir=tmp_path / "x", train_fraction=0)
+
+
 def test_folds_are_stratified_and_keep_duplicates_together(mvsa_dir):
     from collections import Counter
 
