@@ -162,7 +162,7 @@ def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir, t
     y = np.array([LABELS.index(p.label) for p in held_out])
     m = compute_metrics(y, probs.argmax(1), model.labels)
     return {"model": name, "seed": seed, "fold": fold, **metric_row(m), "n": len(held_out),
-            "teachers": [p.name for p in teachers], "train_fraction": train_fraction, "n_train": len(train_posts),
+            "teachers": [p.name for p in teachers], "train_fraction": train_fraction, "n_train": rec["n_train"],
             "history": rec["history"], "params": rec["trainable_params"], "seconds": rec["train_seconds"],
             "model_config": model.cfg.to_dict(), "train_config": rec["train_config"],
             "ids": [p.id for p in held_out], "y": y.tolist(), "probs": np.round(probs, 6).tolist()}
@@ -282,12 +282,11 @@ def paired_markdown(folders: list[str | Path]) -> str:
     accuracy minus the first folder's on the same fold and seed (mean ± sd over those pairs)."""
     runs = {}
     for folder in folders:
-        recs = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*-s*-f*.json"))]
-        if not recs:
-            raise SystemExit(f"No saved CV run in {folder}")
-        if len({r["model"] for r in recs}) > 1:
-            raise SystemExit(f"{folder} holds runs of several models: give one folder per model")
-        runs[str(folder)] = {(r["fold"], r["seed"]): r for r in recs}
+        groups = load_runs([folder])
+        if len(groups) != 1:
+            raise SystemExit(f"No saved CV run in {folder}" if not groups else
+                             f"{folder} holds runs of several models: give one folder per model")
+        runs[str(folder)] = {(r["fold"], r["seed"]): r for r in next(iter(groups.values()))}
     common = sorted(set.intersection(*(set(rs) for rs in runs.values())))
     if not common:
         raise SystemExit(f"{', '.join(runs)} share no run of the same fold and seed")
