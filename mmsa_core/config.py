@@ -74,6 +74,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights and end on it
     seed: int = 0
     augment: bool = False  # text/image augmentation (only when encoders run end to end)
+    augment_images: bool = True  # with augment: False keeps the cached image features and edits only the texts
     extra_data: list[str] = field(default_factory=list)  # annotation exports merged into train
     cache_dir: str = ""  # feature cache ("" = $MMSA_CACHE_DIR or ./data/cache)
     limit: int = 0  # use only the first N train/val posts (smoke tests)

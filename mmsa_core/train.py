@@ -117,6 +117,19 @@ def _raw_batch(model: MultimodalClassifier, posts: list[Post], rng: random.Rando
     return pixels, tok["input_ids"].to(device), tok["attention_mask"].to(device)
 
 
+def _text_augmented(model: MultimodalClassifier, posts: list[Post], image_trunk: torch.Tensor, rng: random.Random,
+                    device):
+    """A batch whose texts are edited (EDA) and re-encoded while the images keep their cached trunk outputs
+    (``augment`` without ``augment_images``): the text side's augmentation at about the cost of no augmentation."""
+    tok = model.text_encoder.tokenize([augment_text(p.text, rng) for p in posts])
+    ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
+    n = int(mask.sum(1).max())  # trimmed to the longest text, as cached batches are
+    ids, mask = ids[:, :n], mask[:, :n]
+    with torch.no_grad():  # the text trunk is frozen, as when it is cached
+        hidden = model.text_encoder.forward_trunk(ids, mask)
+    return hidden, mask, ids, image_trunk
+
+
 def _targets(model: MultimodalClassifier, posts: list[Post], attr: str) -> torch.Tensor:
     return torch.tensor([model.labels.index(getattr(p, attr)) if getattr(p, attr) else IGNORE for p in posts])
 
@@ -154,7 +167,7 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     total = steps_per_epoch * tcfg.epochs
     sched = get_linear_schedule_with_warmup(opt, int(tcfg.warmup_ratio * total), total)
     gen, rng = torch.Generator().manual_seed(tcfg.seed), random.Random(tcfg.seed)
-    aug = image_augmentation(model.image_encoder.image_size) if tcfg.augment else None
+    aug = image_augmentation(model.image_encoder.image_size) if tcfg.augment and tcfg.augment_images else None
     lengths = train_fs.lengths if train_fs is not None else torch.ones(len(train_posts))
     ema = averaged_model(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
     kept = ema.module if ema is not None else model  # the weights that are scored on val and kept
@@ -189,6 +202,8 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
                 forward, inputs = model, _raw_batch(model, [train_posts[j] for j in idx], rng, aug, device)
             else:
                 forward, inputs = model.forward_from_trunk, train_fs.batch(idx, device)
+                if tcfg.augment:  # texts only: the images stay cached
+                    inputs = _text_augmented(model, [train_posts[j] for j in idx], inputs[3], rng, device)
             out = forward(*inputs)
             loss = objective(out, idx)
             if tcfg.rdrop_weight > 0:  # R-Drop: a second pass under other dropout masks; both must agree
@@ -242,7 +257,7 @@ def train_on_posts(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: 
     ``soft``: a teacher's (N, C) probabilities on ``train_posts`` (default: ``tcfg.teacher``'s, if set).
     Writes a checkpoint to ``out`` when given. Returns the training record."""
     t0 = time.perf_counter()
-    train_fs = lookup(train_posts) if not tcfg.augment else None
+    train_fs = lookup(train_posts) if not (tcfg.augment and tcfg.augment_images) else None
     val_fs = lookup(val_posts) if val_posts else None
     if soft is None and tcfg.teacher:
         soft = teacher_probs(tcfg.teacher, train_posts, model.labels, tcfg, progress)
@@ -286,7 +301,8 @@ TRAIN_HELP = {"teacher": "checkpoint (an ensemble, say) whose probabilities the 
               "supcon_weight": "> 0: add a supervised contrastive loss on the fused features, this much of it",
               "supcon_temperature": "temperature of that contrastive loss",
               "rdrop_weight": "> 0: R-Drop, each batch twice under other dropout masks, plus this times their KL",
-              "ema_decay": "> 0: end on an exponential moving average of the weights (e.g. 0.99 per step)"}
+              "ema_decay": "> 0: end on an exponential moving average of the weights (e.g. 0.99 per step)",
+              "augment_images": "with --augment: edit only the texts; the images keep their cached features"}
 MODEL_FLAGS = ("hidden_dim", "num_heads", "num_layers", "dropout", "max_text_len", "modality_dropout", "mlm_weight",
                "mlm_mask_rate", "aux_modality_weight")
 
@@ -306,7 +322,9 @@ def parse_args(argv=None):
         if f.name in ("loss", "extra_data", "early_stopping") or f.type not in ("int", "float", "str", "bool"):
             continue
         flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
+        if f.type == "bool" and f.default:  # on by default: the flag turns it off
+            ap.add_argument("--no-" + flag[2:], dest=f.name, action="store_false", help=TRAIN_HELP.get(f.name))
+        elif f.type == "bool":
             ap.add_argument(flag, action="store_true")
         else:
             ap.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=f.default,

@@ -119,3 +119,41 @@ def test_a_teacher_with_other_labels_is_refused(tmp_path, mvsa_dir):
     train(ModelConfig(fusion="concat", **TINY), tc, tmp_path / "t.pt", progress=False)
     with pytest.raises(ValueError, match="predicts"):
         teacher_probs(str(tmp_path / "t.pt"), training_posts(tc)[0], ("bad", "good"), tc, progress=False)
+
+
+def test_text_only_augmentation_re_encodes_edited_texts_and_keeps_the_cached_images(tmp_path, mvsa_dir, monkeypatch):
+    import mmsa_core.train as train_mod
+    from mmsa_core.augment import augment_text
+
+    tc = dict(data_dir=str(mvsa_dir), epochs=1, limit=32, cache_dir=str(tmp_path), seed=3, early_stopping=False)
+    cfg = ModelConfig(fusion="attention_concat", text_trainable_layers=1, **TINY)
+    _, plain = train(cfg, TrainConfig(**tc), progress=False)  # fills the feature cache
+
+    def no_decoding(*a, **k):
+        raise AssertionError("text-only augmentation decoded an image")
+
+    monkeypatch.setattr(train_mod, "load_image", no_decoding)
+    text_only = TrainConfig(**tc, augment=True, augment_images=False)
+    monkeypatch.setattr(train_mod, "augment_text", lambda text, rng: text)
+    _, same = train(cfg, text_only, progress=False)  # unedited texts, re-encoded: the cached batches again
+    assert abs(same["history"][0]["train_loss"] - plain["history"][0]["train_loss"]) < 1e-3
+    seen = []
+
+    def recorded(text, rng):  # the real edits, recorded
+        seen.append((text, augment_text(text, rng)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(train_mod, "augment_text", recorded)
+    _, edited = train(cfg, text_only, progress=False)
+    assert len(seen) == 32 and sum(a != b for a, b in seen) >= 16  # every post once per epoch, most edited
+    assert edited["history"][0]["train_loss"] != plain["history"][0]["train_loss"]
+    assert edited["train_config"]["augment_images"] is False
+
+
+def test_a_setting_on_by_default_is_turned_off_by_a_no_flag():
+    from mmsa_core.train import configs_from_args, parse_args
+
+    _, both = configs_from_args(parse_args(["--augment"]))
+    _, text_only = configs_from_args(parse_args(["--augment", "--no-augment-images"]))
+    assert (both.augment, both.augment_images) == (True, True)
+    assert (text_only.augment, text_only.augment_images) == (True, False)
