@@ -75,6 +75,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = False  # text/image augmentation (only when encoders run end to end)
     augment_images: bool = True  # with augment: False keeps the cached image features and edits only the texts
+    aug_contrast_weight: float = 0.0  # > 0 (texts-only augment): CLMLF's data-based contrast, post vs its edited copy
     extra_data: list[str] = field(default_factory=list)  # annotation exports merged into train
     cache_dir: str = ""  # feature cache ("" = $MMSA_CACHE_DIR or ./data/cache)
     limit: int = 0  # use only the first N train/val posts (smoke tests)

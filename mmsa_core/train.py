@@ -46,6 +46,21 @@ def supervised_contrastive(temperature: float):
     return SupConLoss(temperature=temperature)
 
 
+def paired_contrastive(temperature: float):
+    """CLMLF's data-based contrast (NT-Xent, Chen et al. 2020): each post's fused features and those of its
+    augmented copy are a positive pair, every other post in the batch a negative. pytorch-metric-learning's
+    NTXentLoss, given both views with the post's index as the label."""
+    from pytorch_metric_learning.losses import NTXentLoss
+
+    loss = NTXentLoss(temperature=temperature)
+
+    def pair_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ids = torch.arange(len(a), device=a.device)
+        return loss(torch.cat([a, b]), torch.cat([ids, ids]))
+
+    return pair_loss
+
+
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
     """R-Drop's regulariser (Liang et al. 2021): the mean of KL(a || b) and KL(b || a), per post."""
     la, lb = logits_a.log_softmax(-1), logits_b.log_softmax(-1)
@@ -161,6 +176,10 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     y_text, y_image = _targets(model, train_posts, "text_label"), _targets(model, train_posts, "image_label")
     criterion = create_loss(tcfg.loss, y_train.numpy(), len(model.labels), tcfg.label_smoothing).to(device)
     supcon = supervised_contrastive(tcfg.supcon_temperature) if tcfg.supcon_weight > 0 else None
+    if tcfg.aug_contrast_weight > 0 and not (tcfg.augment and not tcfg.augment_images):
+        raise ValueError("aug_contrast_weight contrasts each post with its edited copy: it needs augment=True and "
+                         "augment_images=False (the post itself comes from the feature cache)")
+    pair = paired_contrastive(tcfg.supcon_temperature) if tcfg.aug_contrast_weight > 0 else None
     opt = torch.optim.AdamW(model.param_groups(tcfg.lr, tcfg.encoder_lr, tcfg.layer_decay),
                             weight_decay=tcfg.weight_decay)
     steps_per_epoch = (len(train_posts) + tcfg.batch_size - 1) // tcfg.batch_size
@@ -203,9 +222,13 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
             else:
                 forward, inputs = model.forward_from_trunk, train_fs.batch(idx, device)
                 if tcfg.augment:  # texts only: the images stay cached
-                    inputs = _text_augmented(model, [train_posts[j] for j in idx], inputs[3], rng, device)
+                    edited = _text_augmented(model, [train_posts[j] for j in idx], inputs[3], rng, device)
+                    if pair is None:  # learn the labels from the edited copy; with the contrast, from the post
+                        inputs = edited
             out = forward(*inputs)
             loss = objective(out, idx)
+            if pair is not None:  # CLMLF's data-based contrast: a post and its edited copy pull together
+                loss = loss + tcfg.aug_contrast_weight * pair(out.features, forward(*edited).features)
             if tcfg.rdrop_weight > 0:  # R-Drop: a second pass under other dropout masks; both must agree
                 out2 = forward(*inputs)
                 loss = (loss + objective(out2, idx)) / 2 + tcfg.rdrop_weight * symmetric_kl(out.logits, out2.logits)
@@ -302,7 +325,8 @@ TRAIN_HELP = {"teacher": "checkpoint (an ensemble, say) whose probabilities the 
               "supcon_temperature": "temperature of that contrastive loss",
               "rdrop_weight": "> 0: R-Drop, each batch twice under other dropout masks, plus this times their KL",
               "ema_decay": "> 0: end on an exponential moving average of the weights (e.g. 0.99 per step)",
-              "augment_images": "with --augment: edit only the texts; the images keep their cached features"}
+              "augment_images": "with --augment: edit only the texts; the images keep their cached features",
+              "aug_contrast_weight": "> 0 (--augment --no-augment-images): contrast each post with its edited copy"}
 MODEL_FLAGS = ("hidden_dim", "num_heads", "num_layers", "dropout", "max_text_len", "modality_dropout", "mlm_weight",
                "mlm_mask_rate", "aux_modality_weight")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cross-validation tables of docs/results.md. Each command trains what runs/cv/<name>/ lacks and reads
 # back what it has (a fold takes 2-15 minutes on a 2-core CPU, up to about 20 with all-mpnet-base-v2; all of it,
-# from nothing, about 7.5 hours).
+# from nothing, about 8 hours).
 # Fold seed 0 everywhere, so every row is scored on the same five folds of train+val.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,8 +50,10 @@ $PY -m mmsa_core.compare --cv 5 --models transformer --out docs/results.md --see
 # Screened and not adopted (folds 0 and 1, seeds 0 and 1): augmentation, of texts and images, and of the texts alone.
 $CV --seeds 0 1 --folds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --set augment=true --save-dir runs/cv/augment --block cv-augment
 $CV --seeds 0 1 --folds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --set augment=true --set augment_images=false --save-dir runs/cv/augment-text --block cv-augment-text
+# Screened and not adopted (folds 0 and 1, seeds 0 and 1): CLMLF's data-based contrast, a post against its edited text.
+$CV --seeds 0 1 --folds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --set augment=true --set augment_images=false --set aug_contrast_weight=0.5 --save-dir runs/cv/augcontrast --block cv-augcontrast
 # Side by side on the same folds and seeds (no training): the screens above against the recipe.
-$PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/supcon runs/cv/supcon01 --out docs/results.md --block cv-paired-supcon
+$PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/supcon runs/cv/supcon01 runs/cv/augcontrast --out docs/results.md --block cv-paired-supcon
 $PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/ls01 runs/cv/rdrop1 runs/cv/ema99 runs/cv/ft-transformer runs/cv/augment runs/cv/augment-text --out docs/results.md --block cv-paired-screens
 # A learning curve: the recipe trained on 25, 50 and 75 % of each fold's training posts (all five folds, seeds 0 and 1).
 for share in 25 50 75; do

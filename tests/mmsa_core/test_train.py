@@ -157,3 +157,26 @@ def test_a_setting_on_by_default_is_turned_off_by_a_no_flag():
     _, text_only = configs_from_args(parse_args(["--augment", "--no-augment-images"]))
     assert (both.augment, both.augment_images) == (True, True)
     assert (text_only.augment, text_only.augment_images) == (True, False)
+
+
+def test_the_paired_contrast_rewards_a_post_that_stays_close_to_its_edited_copy():
+    from mmsa_core.train import paired_contrastive
+
+    posts = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    copies = posts + 0.05 * torch.randn(8, 16, generator=torch.Generator().manual_seed(1))
+    loss = paired_contrastive(0.1)
+    assert loss(posts, copies) < loss(posts, copies.roll(1, dims=0))  # each copy beside another post
+
+
+def test_the_paired_contrast_enters_training_and_needs_texts_only_augmentation(tmp_path, mvsa_dir):
+    import pytest
+
+    tc = dict(data_dir=str(mvsa_dir), epochs=1, limit=32, cache_dir=str(tmp_path), seed=3, early_stopping=False)
+    cfg = ModelConfig(fusion="attention_concat", **TINY)
+    _, plain = train(cfg, TrainConfig(**tc, augment=True, augment_images=False), progress=False)
+    _, contrast = train(cfg, TrainConfig(**tc, augment=True, augment_images=False, aug_contrast_weight=0.5),
+                        progress=False)
+    assert contrast["history"][0]["train_loss"] > plain["history"][0]["train_loss"]  # the added term is positive
+    for bad in (dict(), dict(augment=True)):  # no edited copy, or one that needs the images decoded
+        with pytest.raises(ValueError, match="augment_images=False"):
+            train(cfg, TrainConfig(**tc, aug_contrast_weight=0.5, **bad), progress=False)
