@@ -81,3 +81,14 @@ class TrainConfig:
     limit: int = 0  # use only the first N train/val posts (smoke tests)
     num_threads: int = 0  # torch CPU threads (0 = torch default)
     device: str = "auto"  # auto | cpu | cuda
+
+    def __post_init__(self):
+        if self.aug_contrast_weight > 0 and not (self.augment and not self.augment_images):
+            raise ValueError("aug_contrast_weight contrasts each post with its edited copy: it needs augment=True and "
+                             "augment_images=False (the post itself comes from the feature cache)")
+
+    @property
+    def decodes_images(self) -> bool:
+        """Whether training decodes and jitters the images every step (augment with augment_images), so that
+        nothing comes from the feature cache."""
+        return self.augment and self.augment_images

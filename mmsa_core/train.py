@@ -124,20 +124,24 @@ def batch_order(lengths: torch.Tensor, batch_size: int, gen: torch.Generator, bu
     return batches
 
 
+def _edited_tokens(model: MultimodalClassifier, posts: list[Post], rng: random.Random, device):
+    """(ids, mask) of the posts' texts after one EDA edit each."""
+    tok = model.text_encoder.tokenize([augment_text(p.text, rng) for p in posts])
+    return tok["input_ids"].to(device), tok["attention_mask"].to(device)
+
+
 def _raw_batch(model: MultimodalClassifier, posts: list[Post], rng: random.Random, aug, device):
-    """An end-to-end batch with text and image augmentation (used when ``augment`` is on)."""
-    texts = [augment_text(p.text, rng) for p in posts]
+    """An end-to-end batch with text and image augmentation (``augment`` with ``augment_images``)."""
+    ids, mask = _edited_tokens(model, posts, rng, device)
     pixels = torch.stack([model.image_encoder.preprocess(aug(load_image(p.image))) for p in posts]).to(device)
-    tok = model.text_encoder.tokenize(texts)
-    return pixels, tok["input_ids"].to(device), tok["attention_mask"].to(device)
+    return pixels, ids, mask
 
 
 def _text_augmented(model: MultimodalClassifier, posts: list[Post], image_trunk: torch.Tensor, rng: random.Random,
                     device):
     """A batch whose texts are edited (EDA) and re-encoded while the images keep their cached trunk outputs
     (``augment`` without ``augment_images``): the text side's augmentation at about the cost of no augmentation."""
-    tok = model.text_encoder.tokenize([augment_text(p.text, rng) for p in posts])
-    ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
+    ids, mask = _edited_tokens(model, posts, rng, device)
     n = int(mask.sum(1).max())  # trimmed to the longest text, as cached batches are
     ids, mask = ids[:, :n], mask[:, :n]
     with torch.no_grad():  # the text trunk is frozen, as when it is cached
@@ -176,9 +180,6 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     y_text, y_image = _targets(model, train_posts, "text_label"), _targets(model, train_posts, "image_label")
     criterion = create_loss(tcfg.loss, y_train.numpy(), len(model.labels), tcfg.label_smoothing).to(device)
     supcon = supervised_contrastive(tcfg.supcon_temperature) if tcfg.supcon_weight > 0 else None
-    if tcfg.aug_contrast_weight > 0 and not (tcfg.augment and not tcfg.augment_images):
-        raise ValueError("aug_contrast_weight contrasts each post with its edited copy: it needs augment=True and "
-                         "augment_images=False (the post itself comes from the feature cache)")
     pair = paired_contrastive(tcfg.supcon_temperature) if tcfg.aug_contrast_weight > 0 else None
     opt = torch.optim.AdamW(model.param_groups(tcfg.lr, tcfg.encoder_lr, tcfg.layer_decay),
                             weight_decay=tcfg.weight_decay)
@@ -186,7 +187,7 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     total = steps_per_epoch * tcfg.epochs
     sched = get_linear_schedule_with_warmup(opt, int(tcfg.warmup_ratio * total), total)
     gen, rng = torch.Generator().manual_seed(tcfg.seed), random.Random(tcfg.seed)
-    aug = image_augmentation(model.image_encoder.image_size) if tcfg.augment and tcfg.augment_images else None
+    aug = image_augmentation(model.image_encoder.image_size) if tcfg.decodes_images else None
     lengths = train_fs.lengths if train_fs is not None else torch.ones(len(train_posts))
     ema = averaged_model(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
     kept = ema.module if ema is not None else model  # the weights that are scored on val and kept
@@ -280,7 +281,7 @@ def train_on_posts(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: 
     ``soft``: a teacher's (N, C) probabilities on ``train_posts`` (default: ``tcfg.teacher``'s, if set).
     Writes a checkpoint to ``out`` when given. Returns the training record."""
     t0 = time.perf_counter()
-    train_fs = lookup(train_posts) if not (tcfg.augment and tcfg.augment_images) else None
+    train_fs = lookup(train_posts) if not tcfg.decodes_images else None
     val_fs = lookup(val_posts) if val_posts else None
     if soft is None and tcfg.teacher:
         soft = teacher_probs(tcfg.teacher, train_posts, model.labels, tcfg, progress)
@@ -375,7 +376,10 @@ def main(argv=None) -> None:
     a = parse_args(argv)
     if a.model not in list_fusions():
         raise SystemExit(f"Unknown model {a.model!r}; choose from {list_fusions()}")
-    mcfg, tcfg = configs_from_args(a)
+    try:
+        mcfg, tcfg = configs_from_args(a)
+    except ValueError as e:  # settings that do not go together
+        raise SystemExit(str(e)) from None
     out = a.out or f"runs/{a.model}-s{a.seed}.pt"
     _, record = train(mcfg, tcfg, out)
     v = record["metrics"].get("val")
