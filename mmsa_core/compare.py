@@ -360,7 +360,10 @@ def parse_sets(items: list[str]) -> tuple[dict, dict]:
         if isinstance(default, bool):
             value = raw.lower() in ("1", "true", "yes")
         elif isinstance(default, (int, float, str)):
-            value = type(default)(raw)
+            try:
+                value = type(default)(raw)
+            except ValueError:
+                raise SystemExit(f"--set {key}: {raw!r} is not a {type(default).__name__}") from None
         else:
             raise SystemExit(f"--set {key}: only scalar fields can be set here")
         (mkw if key in mfields else tkw)[key] = value
@@ -415,10 +418,16 @@ def main(argv=None, prog: str = "python -m mmsa_core.compare") -> None:
         print(body)
         return
     models = args.models or list_fusions()
+    if unknown := [m for m in models if m not in list_fusions()]:
+        raise SystemExit(f"Unknown model(s) {unknown}; choose from {list_fusions()}")
     mkw, tkw = parse_sets(args.set)
     mkw = {"text_trainable_layers": args.text_layers, **mkw}
     tkw = {"loss": args.loss, "lr": args.lr, "data_dir": args.data_dir, "patience": args.patience,
            "epochs": args.epochs or (3 if args.cv else 30), **tkw}
+    try:  # settings that do not go together stop here, before any feature is computed or block written
+        TrainConfig(**tkw)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     if args.cv:
         rows = run_cv(models, args.seeds, mkw, tkw, args.cv, args.fold_seed, args.save_dir or "runs/cv",
                       args.keep_checkpoints, args.folds, args.teacher_dir, args.train_fraction)

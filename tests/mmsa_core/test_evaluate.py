@@ -64,6 +64,22 @@ def test_results_block_is_replaced_in_place(tmp_path):
     assert "| `add` | 70.00 ± 0.00 |" in text and text.count("| `add` |") == 1
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "aug_contrast_weight=0.5"], "needs augment=True"),  # settings that do not go together
+    (["--set", "lr=fast"], "'fast' is not a float"),
+    (["--set", "no_such_field=1"], "expected KEY=VALUE"),
+    (["--models", "no_such_fusion"], "choose from"),
+])
+def test_compare_refuses_bad_settings_with_one_line_and_writes_nothing(tmp_path, argv, message):
+    from mmsa_core.compare import main as compare_main
+    out = tmp_path / "results.md"
+    with pytest.raises(SystemExit) as e:
+        compare_main(["--cv", "5", "--seeds", "0", "--out", str(out), "--save-dir", str(tmp_path / "runs"),
+                      "--data-dir", str(tmp_path / "missing"), *argv])
+    assert message in str(e.value.code)
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
 def test_cross_validation_scores_every_post_once_and_resumes(tmp_path, mvsa_dir):
     from mmsa_core.compare import cv_markdown, ensemble_scores, run_cv
     from mmsa_core.folds import assign_folds, cv_posts
