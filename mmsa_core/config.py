@@ -26,6 +26,7 @@ class ModelConfig:
     mlm_weight: float = 0.0  # weight of the auxiliary masked-token loss (mscmf only)
     mlm_mask_rate: float = 0.25  # share of text tokens masked for the auxiliary loss (most image-like first)
     aux_modality_weight: float = 0.0  # weight of the per-modality label losses (text_label, image_label heads)
+    joint_label_weight: float = 0.0  # > 0: a head on the fused features learns the (text_label, image_label) pair
     logit_bias: tuple[float, ...] = ()  # added to the logits at inference, one per label (``mmsa_core.calibrate``)
     allow_download: bool = False  # let hub names download when online; offline by default
 

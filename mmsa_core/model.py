@@ -21,6 +21,7 @@ class ModelOutput:
     image_attention: torch.Tensor | None = None  # (B, R)
     modality_logits: tuple[torch.Tensor, torch.Tensor] | None = None  # (B, C) text-label and image-label heads
     features: torch.Tensor | None = None  # (B, F) the fused representation the classifier reads
+    joint_logits: torch.Tensor | None = None  # (B, C*C) the (text_label, image_label) pair, text-major
 
 
 def blank(text: TextFeatures, image: ImageFeatures, keep_text: torch.Tensor, keep_image: torch.Tensor):
@@ -53,6 +54,8 @@ class MultimodalClassifier(nn.Module):
             self.modality_heads = nn.ModuleDict({
                 "text": nn.Linear(self.text_encoder.dim, len(cfg.labels)),
                 "image": nn.Linear(self.image_encoder.dim, len(cfg.labels))})
+        if cfg.joint_label_weight > 0:  # both modalities' labels at once, from the fused features
+            self.joint_head = nn.Linear(self.fusion.out_dim, len(cfg.labels) ** 2)
         self.train()  # a fresh nn.Module trains; this also puts the frozen trunks in inference mode
 
     @property
@@ -72,7 +75,8 @@ class MultimodalClassifier(nn.Module):
         modality = None
         if self.cfg.aux_modality_weight > 0:
             modality = (self.modality_heads["text"](text.pooled), self.modality_heads["image"](image.pooled))
-        return ModelOutput(logits, aux, out.text_attention, out.image_attention, modality, out.features)
+        joint = self.joint_head(out.features) if self.cfg.joint_label_weight > 0 else None
+        return ModelOutput(logits, aux, out.text_attention, out.image_attention, modality, out.features, joint)
 
     def encode_from_trunk(self, text_hidden, text_mask, input_ids, image_trunk):
         text = self.text_encoder.features(self.text_encoder.forward_top(text_hidden, text_mask), text_mask, input_ids)

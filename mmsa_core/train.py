@@ -153,6 +153,13 @@ def _targets(model: MultimodalClassifier, posts: list[Post], attr: str) -> torch
     return torch.tensor([model.labels.index(getattr(p, attr)) if getattr(p, attr) else IGNORE for p in posts])
 
 
+def joint_targets(y_text: torch.Tensor, y_image: torch.Tensor, n_labels: int) -> torch.Tensor:
+    """(N,) the (text_label, image_label) pair as one of n_labels**2 classes, text-major; IGNORE where either
+    label is unknown. MVSA derives a post's label from this pair, so the pair says which modality carries it."""
+    known = (y_text != IGNORE) & (y_image != IGNORE)
+    return torch.where(known, y_text * n_labels + y_image, torch.full_like(y_text, IGNORE))
+
+
 def teacher_probs(path: str, posts: list[Post], labels: tuple[str, ...], tcfg: TrainConfig,
                   progress: bool = True) -> torch.Tensor:
     """(N, C) probabilities of the checkpoint at ``path`` on ``posts`` (the targets of distillation), from the
@@ -178,6 +185,7 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
     device = next(model.parameters()).device
     y_train = _targets(model, train_posts, "label")
     y_text, y_image = _targets(model, train_posts, "text_label"), _targets(model, train_posts, "image_label")
+    y_joint = joint_targets(y_text, y_image, len(model.labels))
     criterion = create_loss(tcfg.loss, y_train.numpy(), len(model.labels), tcfg.label_smoothing).to(device)
     supcon = supervised_contrastive(tcfg.supcon_temperature) if tcfg.supcon_weight > 0 else None
     pair = paired_contrastive(tcfg.supcon_temperature) if tcfg.aug_contrast_weight > 0 else None
@@ -207,6 +215,11 @@ def fit(model: MultimodalClassifier, tcfg: TrainConfig, train_posts: list[Post],
                 if (y != IGNORE).any():
                     loss = loss + model.cfg.aux_modality_weight * F.cross_entropy(
                         logits, y.to(device), ignore_index=IGNORE)
+        if out.joint_logits is not None:
+            y = y_joint[idx]
+            if (y != IGNORE).any():
+                loss = loss + model.cfg.joint_label_weight * F.cross_entropy(out.joint_logits, y.to(device),
+                                                                            ignore_index=IGNORE)
         return loss
 
     best, best_state, history, stale = None, None, [], 0
@@ -329,7 +342,7 @@ TRAIN_HELP = {"teacher": "checkpoint (an ensemble, say) whose probabilities the 
               "augment_images": "with --augment: edit only the texts; the images keep their cached features",
               "aug_contrast_weight": "> 0 (--augment --no-augment-images): contrast each post with its edited copy"}
 MODEL_FLAGS = ("hidden_dim", "num_heads", "num_layers", "dropout", "max_text_len", "modality_dropout", "mlm_weight",
-               "mlm_mask_rate", "aux_modality_weight")
+               "mlm_mask_rate", "aux_modality_weight", "joint_label_weight")
 
 
 def parse_args(argv=None):

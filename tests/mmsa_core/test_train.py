@@ -180,3 +180,23 @@ def test_the_paired_contrast_enters_training_and_needs_texts_only_augmentation(t
     for bad in (dict(), dict(augment=True)):  # no edited copy, or one that needs the images decoded
         with pytest.raises(ValueError, match="augment_images=False"):
             train(cfg, TrainConfig(**tc, aug_contrast_weight=0.5, **bad), progress=False)
+
+
+def test_joint_targets_number_the_label_pair_text_major_and_skip_unknown_pairs():
+    from mmsa_core.train import IGNORE, joint_targets
+
+    y_text, y_image = torch.tensor([2, 0, 1, IGNORE]), torch.tensor([1, 0, IGNORE, 2])
+    assert joint_targets(y_text, y_image, 3).tolist() == [7, 0, IGNORE, IGNORE]
+
+
+def test_the_joint_label_head_enters_training_and_survives_a_checkpoint(tmp_path, mvsa_dir):
+    tc = dict(data_dir=str(mvsa_dir), epochs=1, limit=32, cache_dir=str(tmp_path), seed=3, early_stopping=False)
+    _, plain = train(ModelConfig(fusion="attention_concat", **TINY), TrainConfig(**tc), progress=False)
+    model, joint = train(ModelConfig(fusion="attention_concat", joint_label_weight=0.5, **TINY), TrainConfig(**tc),
+                         tmp_path / "joint.pt", progress=False)
+    assert joint["history"][0]["train_loss"] > plain["history"][0]["train_loss"]  # the added term is positive
+    loaded, meta = load_model(tmp_path / "joint.pt")
+    assert meta["config"]["joint_label_weight"] == 0.5
+    assert torch.equal(loaded.joint_head.weight, model.joint_head.weight)
+    out = loaded.forward(torch.rand(2, 3, 32, 32), torch.randint(5, 50, (2, 7)), torch.ones(2, 7, dtype=torch.bool))
+    assert out.joint_logits.shape == (2, 9) and out.logits.shape == (2, 3)
