@@ -22,6 +22,7 @@ class ModelConfig:
     text_trainable_layers: int = 0  # top transformer layers of the text encoder that are fine-tuned (-1 = all)
     text_lora_rank: int = 0  # > 0: those layers train LoRA adapters of this rank instead of all their weights
     image_trainable_blocks: int = 0  # top blocks of the CNN that are fine-tuned (0 = frozen)
+    image_mid_stage: int = 0  # > 0: this CNN stage's map, pooled to the top's grid, joins the top's channels
     modality_dropout: float = 0.0  # training-time chance to blank one modality (teaches the one-modality views)
     mlm_weight: float = 0.0  # weight of the auxiliary masked-token loss (mscmf only)
     mlm_mask_rate: float = 0.25  # share of text tokens masked for the auxiliary loss (most image-like first)

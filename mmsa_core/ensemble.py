@@ -23,6 +23,7 @@ from .compress import FORMAT as INT8
 from .compress import compress_state, decompress_state
 from .config import ModelConfig
 from .encoders import ImageFeatures, TextFeatures
+from .encoders.image import stage_channels
 from .model import ModelOutput, MultimodalClassifier, pretrained_reference
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class EnsembleImageEncoder(nn.Module):
         parallel = []
         for d in range(depth):
             parallel.append(ParallelStage([top[d] for top in tops], widths))
-            widths = [_out_channels(top[d]) for top in tops]
+            widths = [stage_channels(top[d]) for top in tops]
         self.stages = nn.ModuleList([*owner.stages[: owner.split], *parallel])
         self.dim = owner.dim * len(tops)
 
@@ -137,12 +138,6 @@ class EnsembleImageEncoder(nn.Module):
         super().train(mode)
         self.owner.train(mode)
         return self
-
-
-def _out_channels(stage: nn.Module) -> int:
-    """Output channels of a CNN stage: those of its last convolution or BatchNorm."""
-    last = [m for m in stage.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))][-1]
-    return last.num_features if isinstance(last, nn.BatchNorm2d) else last.out_channels
 
 
 class EnsembleClassifier(nn.Module):

@@ -45,7 +45,7 @@ class MultimodalClassifier(nn.Module):
         self.text_encoder = TextEncoder(cfg.text_encoder, cfg.max_text_len, cfg.text_trainable_layers,
                                         cfg.allow_download, cfg.text_lora_rank)
         self.image_encoder = ImageEncoder(cfg.image_encoder, cfg.image_trainable_blocks, pretrained,
-                                          cfg.allow_download)
+                                          cfg.allow_download, cfg.image_mid_stage)
         if cfg.logit_bias and len(cfg.logit_bias) != len(cfg.labels):
             raise ValueError(f"logit_bias has {len(cfg.logit_bias)} values for {len(cfg.labels)} labels {list(cfg.labels)}")
         self.fusion = create_fusion(cfg.fusion, cfg, self.text_encoder.dim, self.image_encoder.dim)
@@ -137,7 +137,8 @@ class MultimodalClassifier(nn.Module):
         decay each layer below an encoder's top learns ``layer_decay`` times slower than the one above it
         (lower layers hold general features that a small data set should move least)."""
         depth: dict[int, list] = {}  # distance from the encoder's top -> parameters
-        stacks = [(self.text_encoder.layers, self.text_encoder.split), (self.image_encoder.stages, self.image_encoder.split)]
+        stacks = [(self.text_encoder.layers, self.text_encoder.split),
+                  (self.image_encoder.stages, self.image_encoder.trainable_from)]
         for modules, split in stacks:
             for i, module in enumerate(modules[split:]):
                 d = len(modules) - split - 1 - i

@@ -55,13 +55,16 @@ $CV --seeds 0 1 --folds 0 1 --epochs 2 $FT --set aux_modality_weight=0.3 --set a
 # Side by side on the same folds and seeds (no training): the screens above against the recipe.
 $PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/supcon runs/cv/supcon01 runs/cv/augcontrast --out docs/results.md --block cv-paired-supcon
 $PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/ls01 runs/cv/rdrop1 runs/cv/ema99 runs/cv/ft-transformer runs/cv/augment runs/cv/augment-text --out docs/results.md --block cv-paired-screens
-# Screened and not adopted (all five folds, seed 0; blocks cv-joint03, cv-img1): a joint (text_label, image_label)
+# Screened and not adopted (all five folds, seed 0; blocks cv-joint03, cv-img1, cv-mid6): a joint (text_label, image_label)
 # head on the fused features, and EfficientNet-Lite0's last stage fine-tuned; then, on the kept checkpoints,
 # post-hoc blends with a TF-IDF regression, a kNN memory of fused features and the joint head's pair by MVSA's
 # rule, each weight chosen on the other folds (scripts/probe_blends.py).
 $CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set joint_label_weight=0.3 --keep-checkpoints --save-dir runs/cv/joint03 --block cv-joint03
 $CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set image_trainable_blocks=1 --save-dir runs/cv/img1 --block cv-img1
-$PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/joint03 runs/cv/img1 --out docs/results.md --block cv-paired-levers
+# Mid-level image features: where a linear probe finds an image's sentiment, then stage 6 joined to the top.
+$PY scripts/probe_image_stages.py --out docs/results.md --block probe-image-stages
+$CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set image_mid_stage=6 --save-dir runs/cv/mid6 --block cv-mid6
+$PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/joint03 runs/cv/img1 runs/cv/mid6 --out docs/results.md --block cv-paired-levers
 $PY scripts/probe_blends.py runs/cv/final-teachers --seeds 0 --out docs/results.md --block cv-blends
 $PY scripts/probe_blends.py runs/cv/joint03 --out docs/results.md --block cv-blends-joint
 # A learning curve: the recipe trained on 25, 50 and 75 % of each fold's training posts (all five folds, seeds 0 and 1).

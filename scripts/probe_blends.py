@@ -197,7 +197,8 @@ def main(argv=None) -> None:
                                                  + [mean_sd([r[m] for r in rows_]) for m in METRICS[1:]])
                      + f" | {picked} |")
     lines += ["", "Where these runs err (argmax, held-out posts of every fold and seed), by MVSA's "
-              "per-modality labels:", "", "| text_label | image_label | posts | accuracy | predicted negative / neutral / positive |",
+              "per-modality labels:", "",
+              "| text_label | image_label | posts | accuracy | predicted negative / neutral / positive |",
               "|---|---|---|---|---|"]
     for (t, i), rows in sorted(pairs(posts).items(), key=lambda kv: -len(kv[1])):
         hits = np.concatenate([predictions[s][rows] == y[rows] for s in seeds])

@@ -87,11 +87,17 @@ def _tiny_cnn():
     return stages, 32, _imagenet_preprocess(64), None
 
 
+def stage_channels(stage: nn.Module) -> int:
+    """Output channels of a CNN stage: those of its last convolution or BatchNorm."""
+    last = [m for m in stage.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))][-1]
+    return last.num_features if isinstance(last, nn.BatchNorm2d) else last.out_channels
+
+
 class ImageEncoder(nn.Module):
     """A CNN as a list of stages: the bottom ones frozen, the top ``trainable_blocks`` fine-tuned."""
 
     def __init__(self, name: str = "efficientnet_lite0", trainable_blocks: int = 0, pretrained: bool = True,
-                 allow_download: bool = False):
+                 allow_download: bool = False, mid_stage: int = 0):
         super().__init__()
         if name.startswith("efficientnet_lite"):
             stages, dim, preprocess, head = _efficientnet_lite(name.split("_")[1], pretrained)
@@ -106,10 +112,18 @@ class ImageEncoder(nn.Module):
         self.pretrained = pretrained and name != "tiny-cnn"
         self.stages = nn.ModuleList(stages)
         self.imagenet_head = head  # kept out of the state dict's trainable part; used to verify the weights
-        self.split = len(stages) - min(max(trainable_blocks, 0), len(stages))
+        # Stages from trainable_from up are fine-tuned; the trunk (cacheable) ends at split. They differ only
+        # with a mid stage, whose output the top needs: then the frozen stages above it run in forward_top.
+        self.trainable_from = len(stages) - min(max(trainable_blocks, 0), len(stages))
+        self.split, self.mid_stage = self.trainable_from, mid_stage
+        if mid_stage:
+            if not 0 < mid_stage < len(stages) - 1:
+                raise ValueError(f"mid_stage must be a stage below the top (1..{len(stages) - 2}), got {mid_stage}")
+            self.split = min(self.split, mid_stage + 1)
+            self.dim += stage_channels(stages[mid_stage])
         for p in self.parameters():
             p.requires_grad_(False)
-        for stage in self.stages[self.split:]:
+        for stage in self.stages[self.trainable_from:]:
             for p in stage.parameters():
                 p.requires_grad_(True)
         self.frozen_top = False  # True while retraining warm-starts a model (model.encoders_frozen)
@@ -123,7 +137,7 @@ class ImageEncoder(nn.Module):
     def frozen_prefixes(self) -> list[str]:
         if not self.pretrained:
             return []
-        return ["imagenet_head."] + [f"stages.{i}." for i in range(self.split)]
+        return ["imagenet_head."] + [f"stages.{i}." for i in range(self.trainable_from)]
 
     def stores(self, key: str) -> bool:
         """Whether a checkpoint must store this state-dict key (relative to this module)."""
@@ -136,9 +150,15 @@ class ImageEncoder(nn.Module):
         return pixels
 
     def forward_top(self, fmap: torch.Tensor) -> torch.Tensor:
-        """Frozen feature map -> final (B, C, h, w) map."""
-        for stage in self.stages[self.split:]:
-            fmap = stage(fmap)
+        """Frozen feature map -> final (B, C, h, w) map. With a mid stage, its map (pooled to the top's grid)
+        is joined to the top's channels: (B, C_top + C_mid, h, w)."""
+        mid = fmap if self.mid_stage and self.split == self.mid_stage + 1 else None
+        for i in range(self.split, len(self.stages)):
+            fmap = self.stages[i](fmap)
+            if i == self.mid_stage:
+                mid = fmap
+        if self.mid_stage:
+            fmap = torch.cat([fmap, nn.functional.adaptive_avg_pool2d(mid, fmap.shape[-2:])], 1)
         return fmap
 
     @staticmethod
@@ -157,6 +177,6 @@ class ImageEncoder(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        for stage in self.stages if self.frozen_top else self.stages[: self.split]:
+        for stage in self.stages if self.frozen_top else self.stages[: self.trainable_from]:
             stage.train(False)  # frozen BatchNorm keeps its running statistics
         return self

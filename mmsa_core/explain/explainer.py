@@ -39,6 +39,9 @@ def encode_post(model, image, text: str) -> EncodedPost:
     img, text = load_image(image), check_text(text)
     device = next(model.parameters()).device
     enc = model.image_encoder
+    if enc.mid_stage:  # the heatmap's layer would miss the mid stage's channels that the fusion reads
+        raise ValueError(f"Explanations are not wired for models with image_mid_stage={enc.mid_stage} (a setting "
+                         "screened in docs/results.md, not adopted); predict works, explain does not")
     pixels = enc.preprocess(img).unsqueeze(0).to(device)
     below = pixels
     for stage in enc.stages[:-1]:

@@ -111,3 +111,19 @@ def test_cached_image_features_do_not_depend_on_the_batch(mvsa_dir):
     alone = encode_images(model, paths[:1])
     assert torch.allclose(together[:1], alone, atol=1e-4)
     assert not model.image_encoder.stages[0].training  # frozen BatchNorm keeps its running statistics
+
+
+def test_a_mid_stage_joins_the_top_map_and_the_trunk_ends_under_it():
+    enc, plain = ImageEncoder("tiny-cnn", mid_stage=1), ImageEncoder("tiny-cnn")  # same seeded weights
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        trunk = enc.forward_trunk(x)
+        assert trunk.shape == (2, 16, 16, 16)  # the cache holds the mid stage's output
+        top = enc.forward_top(trunk)
+        assert top.shape == (2, 48, 8, 8) and enc.dim == 48 and enc.features(top).pooled.shape == (2, 48)
+        torch.testing.assert_close(top[:, :32], plain.forward_top(plain.forward_trunk(x)))  # the top's own map
+        torch.testing.assert_close(top[:, 32:], torch.nn.functional.avg_pool2d(trunk, 2))  # the mid map on its grid
+    assert not any(p.requires_grad for p in enc.parameters())  # the stage above the cut still runs frozen
+    assert all(not stage.training for stage in enc.train().stages)
+    with pytest.raises(ValueError, match="mid_stage"):
+        ImageEncoder("tiny-cnn", mid_stage=2)

@@ -237,3 +237,11 @@ def test_training_mode_is_restored(post):
     model = tiny_model("concat").train()
     explain(model, *post, faithfulness=False)
     assert model.training and model.classifier.training
+
+
+def test_a_model_with_a_mid_image_stage_predicts_but_refuses_to_explain(post):
+    model = tiny_model("attention_concat", image_mid_stage=1).eval()
+    pred = Predictor(model).predict(*post)
+    assert pred.label in model.labels
+    with pytest.raises(ValueError, match="image_mid_stage=1"):
+        explain(model, *post)

@@ -200,3 +200,21 @@ def test_the_joint_label_head_enters_training_and_survives_a_checkpoint(tmp_path
     assert torch.equal(loaded.joint_head.weight, model.joint_head.weight)
     out = loaded.forward(torch.rand(2, 3, 32, 32), torch.randint(5, 50, (2, 7)), torch.ones(2, 7, dtype=torch.bool))
     assert out.joint_logits.shape == (2, 9) and out.logits.shape == (2, 3)
+
+
+def test_a_mid_stage_model_trains_from_the_cache_and_predicts_alike_from_pixels(tmp_path, mvsa_dir):
+    import numpy as np
+
+    from mmsa_core.data import load_mvsa
+    from mmsa_core.features import encode_posts, predict_probs
+    from mmsa_core.predictor import Predictor
+
+    cfg = ModelConfig(fusion="attention_concat", image_mid_stage=1, **TINY)
+    tc = TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=16, cache_dir=str(tmp_path), early_stopping=False)
+    train(cfg, tc, tmp_path / "mid.pt", progress=False)
+    loaded, meta = load_model(tmp_path / "mid.pt")
+    assert meta["config"]["image_mid_stage"] == 1 and loaded.image_encoder.dim == 48
+    posts = load_mvsa(mvsa_dir)[:4]
+    cached = predict_probs(loaded, encode_posts(loaded, posts, cache_dir="", progress=False))
+    direct = Predictor(loaded).probabilities([p.image for p in posts], [p.text for p in posts]).numpy()
+    np.testing.assert_allclose(cached, direct, atol=1e-5)  # the cut under the mid stage loses nothing
