@@ -65,6 +65,7 @@ $CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set image_trainable
 $PY scripts/probe_image_stages.py --out docs/results.md --block probe-image-stages
 $CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set image_mid_stage=6 --save-dir runs/cv/mid6 --block cv-mid6
 $PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/joint03 runs/cv/img1 runs/cv/mid6 --out docs/results.md --block cv-paired-levers
+$PY -m mmsa_core.compare --cv-ensemble runs/cv/final-teachers runs/cv/joint03 runs/cv/img1 runs/cv/mid6 --out docs/results.md --block cv-ens-levers
 $PY scripts/probe_blends.py runs/cv/final-teachers --seeds 0 --out docs/results.md --block cv-blends
 $PY scripts/probe_blends.py runs/cv/joint03 --out docs/results.md --block cv-blends-joint
 # A learning curve: the recipe trained on 25, 50 and 75 % of each fold's training posts (all five folds, seeds 0 and 1).
