@@ -155,6 +155,8 @@ class EnsembleClassifier(nn.Module):
     def __init__(self, members: list[MultimodalClassifier]):
         super().__init__()
         first = members[0]
+        if any(m.image_encoder.mid_stage for m in members):  # its top joins a lower map: no stage-wise sharing
+            raise ValueError("Models with image_mid_stage (a screened setting, not adopted) cannot be ensembled")
         for m in members[1:]:
             same = (m.cfg.text_encoder, m.cfg.image_encoder, m.cfg.max_text_len, m.labels) == (
                 first.cfg.text_encoder, first.cfg.image_encoder, first.cfg.max_text_len, first.labels)

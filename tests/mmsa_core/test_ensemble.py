@@ -138,3 +138,10 @@ def test_members_with_their_own_cnn_stages_run_side_by_side_and_explain(tmp_path
     assert np.allclose(predict_probs(model, fs), expected.numpy(), atol=1e-5)  # the cached path too
     e = explain(model, Image.new("RGB", (80, 64), (200, 40, 40)), "what a day", "GradCAM", faithfulness=False)
     assert e.heatmap.shape == (64, 80) and np.isfinite(e.heatmap).all()
+
+
+def test_models_with_a_mid_image_stage_are_refused_as_members(tmp_path):
+    members = [tiny_model("concat").eval(), tiny_model("concat", image_mid_stage=1).eval()]
+    paths = [save_checkpoint(m, tmp_path / f"mid{i}.pt") for i, m in enumerate(members)]
+    with pytest.raises(ValueError, match="image_mid_stage"):
+        load_model(save_ensemble(paths, tmp_path / "mid.pt"))
