@@ -110,7 +110,7 @@ def nested_blend(y: np.ndarray, folds: np.ndarray, base: np.ndarray, others: dic
         best, pick = -1.0, (None, 0.0)
         for name, p in others.items():
             for w in WEIGHTS:
-                acc = ((1 - w) * base[inner] + w * p[inner]).argmax(1).__eq__(y[inner]).mean()
+                acc = (((1 - w) * base[inner] + w * p[inner]).argmax(1) == y[inner]).mean()
                 if acc > best + 1e-12:
                     best, pick = acc, (name, w)
         name, w = pick
@@ -156,9 +156,8 @@ def main(argv=None) -> None:
             rows = np.array([index[i] for i in r["ids"]])
             base[rows] = np.array(r["probs"])
             model, _ = load_model(Path(a.runs) / f"{r['model']}-s{seed}-f{r['fold']}.pt")
-            if lookup is None:
+            if lookup is None:  # every fold model of one recipe cuts the encoders alike: one trunk feature set
                 lookup = MvsaFeatures(model, a.data_dir, None, progress=False)
-            lookup.model = model  # same cut for every fold model of one recipe
             feats, by_rule = fused_features(model, lookup(posts))
             if by_rule is not None:
                 pair[rows] = by_rule[rows]

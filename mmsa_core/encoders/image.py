@@ -152,7 +152,7 @@ class ImageEncoder(nn.Module):
     def forward_top(self, fmap: torch.Tensor) -> torch.Tensor:
         """Frozen feature map -> final (B, C, h, w) map. With a mid stage, its map (pooled to the top's grid)
         is joined to the top's channels: (B, C_top + C_mid, h, w)."""
-        mid = fmap if self.mid_stage and self.split == self.mid_stage + 1 else None
+        mid = fmap  # the trunk ends at or under the mid stage: its output, unless a stage below runs here
         for i in range(self.split, len(self.stages)):
             fmap = self.stages[i](fmap)
             if i == self.mid_stage:
