@@ -253,9 +253,9 @@ def _dashboard_tab(dash: DashboardHandlers, model, tab: gr.Tab) -> None:
     annotators = gr.Dataframe(headers=ANNOTATOR_HEADERS, label="Per annotator (labels, skips and remaining in "
                               "force; remaining as their progress bar counts it)", interactive=False,
                               elem_id="dashboard-annotators")
-    versions = gr.Dataframe(headers=VERSION_HEADERS, label="Model versions (val metrics)", interactive=False,
-                            elem_id="dashboard-versions")
-    plots = gr.Image(label="Val confusion matrices (rows: true, columns: predicted)", type="filepath",
+    versions = gr.Dataframe(headers=VERSION_HEADERS, label="Model versions (held-out metrics: MVSA val, else the "
+                            "audit set, else cross-validation)", interactive=False, elem_id="dashboard-versions")
+    plots = gr.Image(label="Held-out confusion matrices (rows: true, columns: predicted)", type="filepath",
                      interactive=False, height=320, elem_id="dashboard-confusion")
     with gr.Row():
         with gr.Column():

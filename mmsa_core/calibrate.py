@@ -8,8 +8,9 @@ constant added to that class's logit moves the decision boundary without retrain
 chosen on the held-out probabilities that ``compare --cv`` saved for a recipe (every post of train+val,
 held out once per seed), never on val alone, and its own estimate is nested: each fold is scored with
 the bias chosen on the other folds only. ``--checkpoint`` writes the bias into the model's config
-(``logit_bias``), which ``MultimodalClassifier`` adds to its logits at inference (not while training), and
-re-scores the checkpoint's stored val metrics so they describe the model as it now decides.
+(``logit_bias``), which ``MultimodalClassifier`` adds to its logits at inference (not while training), stores
+the nested estimate as the checkpoint's ``metrics["cv"]``, and re-scores its stored val metrics so they describe
+the model as it now decides (a model refit on train+val keeps no val metrics: they would be in-sample).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import read_checkpoint, write_checkpoint
+from .checkpoint import read_checkpoint, trained_on_val, write_checkpoint
 from .compare import METRICS, load_runs, mean_sd, metric_row, write_block
 from .config import LABELS
 from .evaluate import compute_metrics, evaluate_checkpoint, format_metrics
@@ -61,17 +62,33 @@ def nested(runs: list[dict], index: int, metric: str) -> tuple[list[dict], list[
     return plain, biased, chosen
 
 
-def write_bias(checkpoint: str | Path, index: int, bias: float, record: dict, data_dir: str | None = None) -> dict | None:
-    """Set the checkpoint's ``logit_bias`` (every member's, for an ensemble) and record how it was chosen.
-    With ``data_dir``, the stored val metrics are recomputed with the bias (returned)."""
+def cv_estimate(runs: list[dict], index: int, chosen: list[float], source: str) -> dict:
+    """The nested estimate as stored metrics: mean and sd over runs, and the confusion matrix pooled over them."""
+    per_run = [compute_metrics(r["y"], biased_argmax(r["probs"], index, b), LABELS) for r, b in zip(runs, chosen)]
+    rows = [metric_row(m) for m in per_run]
+    return {**{m: float(np.mean([r[m] for r in rows])) for m in METRICS},
+            **{f"{m}_sd": float(np.std([r[m] for r in rows], ddof=1)) if len(rows) > 1 else 0.0 for m in METRICS},
+            "n": int(sum(m["n"] for m in per_run)), "runs": len(runs), "labels": list(LABELS), "source": source,
+            "confusion_matrix": np.sum([m["confusion_matrix"] for m in per_run], 0).tolist()}
+
+
+def write_bias(checkpoint: str | Path, index: int, bias: float, record: dict, data_dir: str | None = None,
+               cv: dict | None = None) -> dict | None:
+    """Set the checkpoint's ``logit_bias`` (every member's, for an ensemble), record how it was chosen and
+    store ``cv`` (the nested estimate) as ``metrics["cv"]``. With ``data_dir``, the stored val metrics are
+    recomputed with the bias (returned), unless the model trained on val: then they are dropped."""
     ckpt = read_checkpoint(checkpoint)
     for cfg in ([m["config"] for m in ckpt["members"]] if ckpt.get("kind") == "ensemble" else [ckpt["config"]]):
         if list(cfg["labels"]) != list(LABELS):
             raise ValueError(f"{checkpoint} predicts {cfg['labels']}; the CV runs are over {list(LABELS)}")
         cfg["logit_bias"] = [bias if i == index else 0.0 for i in range(len(LABELS))]
     ckpt["calibration"] = record
+    if cv is not None:
+        ckpt["metrics"] = {**ckpt.get("metrics", {}), "cv": cv}
+    if trained_on_val(ckpt):
+        ckpt["metrics"] = {k: v for k, v in ckpt.get("metrics", {}).items() if k != "val"}
     write_checkpoint(ckpt, checkpoint)
-    if data_dir is None:
+    if data_dir is None or trained_on_val(ckpt):
         return None
     val = evaluate_checkpoint(str(checkpoint), "val", data_dir)
     ckpt["metrics"] = {**ckpt.get("metrics", {}), "val": {**val, "epoch": ckpt.get("metrics", {}).get("val", {}).get(
@@ -98,6 +115,7 @@ def main(argv=None) -> None:
     runs = [{**r, "y": np.asarray(r["y"]), "probs": np.asarray(r["probs"])} for r in next(iter(groups.values()))]
     index = LABELS.index(args.label)
     plain, biased, chosen = nested(runs, index, args.metric)
+    cv = cv_estimate(runs, index, chosen, f"nested cross-validation of {Path(args.cv_dir).name}")
     bias = choose_bias(np.concatenate([r["y"] for r in runs]), np.concatenate([r["probs"] for r in runs]),
                        index, args.metric)
     n_folds, n_seeds = len({r["fold"] for r in runs}), len({r["seed"] for r in runs})
@@ -109,7 +127,9 @@ def main(argv=None) -> None:
              f"| {args.label} logit {'+' if min(chosen) >= 0 else ''}{min(chosen):.2f}…{max(chosen):+.2f}, chosen "
              f"on the other folds for {args.metric} (nested) | "
              + " | ".join(mean_sd([s[m] for s in biased]) for m in METRICS) + " |", "",
-             f"Chosen on all {len(runs)} runs: {args.label} logit {bias:+.2f}."]
+             f"Chosen on all {len(runs)} runs: {args.label} logit {bias:+.2f}.", "",
+             f"Confusion matrix of the nested decision, pooled over the {len(runs)} runs (rows = true "
+             f"{' / '.join(LABELS)}, columns = predicted): `{cv['confusion_matrix']}`."]
     body = "\n".join(lines)
     print(body)
     if args.out:
@@ -119,9 +139,12 @@ def main(argv=None) -> None:
             "label": args.label, "bias": bias, "metric": args.metric, "cv_dir": Path(args.cv_dir).name,
             "runs": len(runs), "nested": {m: float(np.mean([s[m] for s in biased])) for m in METRICS},
             "argmax": {m: float(np.mean([s[m] for s in plain])) for m in METRICS},
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, args.data_dir)
-        print(f"wrote logit_bias {bias:+.2f} on {args.label} into {args.checkpoint}; val as it now decides:")
-        print(format_metrics(val))
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, args.data_dir, cv)
+        print(f"wrote logit_bias {bias:+.2f} on {args.label} and the nested estimate into {args.checkpoint}")
+        if val is None:
+            print("it trained on MVSA val, so val is not re-scored (it would be in-sample)")
+        else:
+            print("val as it now decides:\n" + format_metrics(val))
 
 
 if __name__ == "__main__":

@@ -80,6 +80,13 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     return model.to(device).eval(), meta
 
 
+def trained_on_val(ckpt: dict) -> bool:
+    """Whether MVSA val trained this checkpoint (any member of an ensemble): the final refit on train+val.
+    Its val figures are then in-sample; its estimate is the recipe's cross-validation (``metrics["cv"]``)."""
+    records = ckpt.get("members") if ckpt.get("kind") == "ensemble" else [ckpt]
+    return any(r.get("train_config", {}).get("train_on_val", False) for r in records or [])
+
+
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -79,6 +79,7 @@ class TrainConfig:
     augment_images: bool = True  # with augment: False keeps the cached image features and edits only the texts
     aug_contrast_weight: float = 0.0  # > 0 (texts-only augment): CLMLF's data-based contrast, post vs its edited copy
     extra_data: list[str] = field(default_factory=list)  # annotation exports merged into train
+    train_on_val: bool = False  # the final refit: MVSA val trains too (no val holdout left; choose by CV first)
     cache_dir: str = ""  # feature cache ("" = $MMSA_CACHE_DIR or ./data/cache)
     limit: int = 0  # use only the first N train/val posts (smoke tests)
     num_threads: int = 0  # torch CPU threads (0 = torch default)
@@ -88,6 +89,9 @@ class TrainConfig:
         if self.aug_contrast_weight > 0 and not (self.augment and not self.augment_images):
             raise ValueError("aug_contrast_weight contrasts each post with its edited copy: it needs augment=True and "
                              "augment_images=False (the post itself comes from the feature cache)")
+        if self.train_on_val and self.early_stopping:
+            raise ValueError("train_on_val leaves no val posts to stop early on: set early_stopping=False "
+                             "(--no-early-stopping) and a fixed number of epochs")
 
     @property
     def decodes_images(self) -> bool:

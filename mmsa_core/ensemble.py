@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import FORMAT, read_checkpoint, write_checkpoint
+from .checkpoint import FORMAT, read_checkpoint, trained_on_val, write_checkpoint
 from .compress import FORMAT as INT8
 from .compress import compress_state, decompress_state
 from .config import ModelConfig
@@ -349,6 +349,13 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     stored = [stored_member(p, a.storage) for p in a.checkpoints]  # read and converted once: scored, then saved
+    if any(trained_on_val(m) for m in stored):  # the final refit: val would score in-sample
+        if a.greedy:
+            raise SystemExit("--greedy chooses members on val, but these members trained on MVSA val")
+        write_ensemble(stored, a.out, a.storage, metrics={"selection": "all"})
+        print(f"members trained on MVSA val, so val is not scored (their estimate is the recipe's cross-validation)"
+              f"\nwrote {a.out}")
+        return
     models = [build_member(m) for m in stored]
     val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
     y = np.array([models[0].labels.index(p.label) for p in val])

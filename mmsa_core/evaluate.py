@@ -104,6 +104,11 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     m = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.cache_dir, args.view, args.target)
+    from .checkpoint import DEFAULT_CHECKPOINT, read_checkpoint, trained_on_val
+
+    if args.split == "train" or trained_on_val(read_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT)):
+        print(f"Note: this model trained on MVSA {args.split}, so these figures are in-sample, not an estimate of "
+              "accuracy on new posts (that is the recipe's cross-validation, docs/results.md).")
     print(format_metrics(m))
     if args.json:
         Path(args.json).write_text(json.dumps(m, indent=2))

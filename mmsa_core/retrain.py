@@ -6,7 +6,8 @@
 
 Steps: export a snapshot of the labels (``annotations``), split off the audit set (a stable slice of the
 database's labels that never trains, see ``retrain_data``), retrain every member of the model the app
-serves, compare old and new on the audit set and on MVSA val (where present), register the new version,
+serves, compare old and new on the audit set and on MVSA val (where present and not trained on: a model
+refit on train+val, as the shipped default is, is judged on the audit set alone), register the new version,
 and make it the default when it is not worse on either by more than the tolerance (or when forced).
 
 Warm start (default): each member keeps its encoders, fine-tuned layers included, as a frozen trunk whose
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import DEFAULT_CHECKPOINT, file_sha256, read_checkpoint, save_checkpoint
+from .checkpoint import DEFAULT_CHECKPOINT, file_sha256, read_checkpoint, save_checkpoint, trained_on_val
 from .config import ModelConfig, TrainConfig
 from .data import Post
 from .ensemble import build_member, save_ensemble
@@ -146,12 +147,12 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
     _step(progress, 0.01, "exporting the database's labels")
     with sessions.begin() as s:
         manifest = export_snapshot(s, data_dir)
-    data = gather(manifest["path"], base, mvsa_dir, audit_share, audit_seed, limit)
+    base_path = _base_checkpoint(sessions, base_checkpoint)
+    ckpt = read_checkpoint(base_path)
+    data = gather(manifest["path"], base, mvsa_dir, audit_share, audit_seed, limit, val_trained=trained_on_val(ckpt))
     if not data.train:
         raise ValueError("Nothing to train on: the database has no labelled posts with images yet "
                          f"({data.skipped or 'no labels'}); label some posts or import a labelled CSV first")
-    base_path = _base_checkpoint(sessions, base_checkpoint)
-    ckpt = read_checkpoint(base_path)
     recipes = ckpt["members"] if ckpt.get("kind") == "ensemble" else [ckpt]
     name = name or f"retrain-{manifest['export_id']}"
     out = data_dir / "models" / f"{name}.pt"
@@ -182,7 +183,10 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
         new_m = {k: judge.metrics("new", k) for k in ("audit", "val")}
         checks = gate(old_m, new_m, tolerance)
         promoted = bool(force) or (bool(checks) and all(c["ok"] for c in checks.values()))
-        reason = ("forced by an admin" if force else "nothing to judge on: no audit posts and no MVSA val"
+        nothing = ("nothing to judge on: no audit posts yet, and MVSA val trained the served model"
+                   if trained_on_val(ckpt) and data.base == "mvsa-single" else
+                   "nothing to judge on: no audit posts and no MVSA val")
+        reason = ("forced by an admin" if force else nothing
                   if not checks else "not worse on " + " and ".join(checks) if promoted
                   else "worse on " + " and ".join(k for k, c in checks.items() if not c["ok"]))
         metrics = {k: v for k, v in new_m.items() if v is not None}
@@ -222,7 +226,9 @@ def _retrain_member(recipe: dict, full: bool, data: RetrainData, mvsa_dir, setti
     old = build_member(recipe)
     seed_everything(recipe.get("train_config", {}).get("seed", 0))
     if full:
-        tcfg = _full_config(recipe, epochs, cache_dir, limit)
+        # from scratch, the new member has seen val only when val is among its training posts
+        tcfg = replace(_full_config(recipe, epochs, cache_dir, limit),
+                       train_on_val=data.base == "mvsa-single" and not data.val)
         with encoders_frozen(old):
             t_old = _judged("old", old, _lookup(old, mvsa_dir, tcfg, lookups), judge, trained_on)
         new = MultimodalClassifier(ModelConfig.from_dict(recipe["config"]))

@@ -8,7 +8,9 @@ its side when its label changes, and new labels join it in the same proportion.
 Bases:
 - ``db``: the database's labelled posts alone (a team using the app on its own posts; no MVSA needed);
 - ``mvsa-single``: MVSA train + the database's labels (a label on an MVSA train post overrides MVSA's),
-  judged on MVSA val as well; labels of MVSA val/test posts never train.
+  judged on MVSA val as well; labels of MVSA val/test posts never train. When the served model was refit on
+  train+val (``val_trained``, as the shipped default is), MVSA val trains too, like MVSA train, and only the
+  audit set judges: val would be in-sample for the old model.
 """
 from __future__ import annotations
 
@@ -45,9 +47,11 @@ class RetrainData:
     val: list[Post]  # MVSA val (empty for the db base)
     db_train: list[Post] = field(default_factory=list)  # the database's labels inside ``train``
     skipped: dict[str, int] = field(default_factory=dict)  # why some database labels could not be used
+    val_trained: bool = False  # MVSA val is in ``train`` (the served model was refit on train + val)
 
     def describe(self) -> str:
-        what = ("MVSA-Single train + " if self.base == "mvsa-single" else "") + f"{len(self.db_train)} database labels"
+        mvsa = "MVSA-Single train + val + " if self.val_trained else "MVSA-Single train + "
+        what = (mvsa if self.base == "mvsa-single" else "") + f"{len(self.db_train)} database labels"
         judged = [f"{len(self.audit)} audit posts"] + ([f"{len(self.val)} MVSA val posts"] if self.val else [])
         return f"{what} ({len(self.train)} posts), judged on {' and '.join(judged)}"
 
@@ -66,19 +70,22 @@ def resolve_base(base: str, mvsa_dir: str | Path | None) -> str:
 
 
 def gather(export_dir: str | Path, base: str, mvsa_dir: str | Path | None = None, share: float = AUDIT_SHARE,
-           seed: str = AUDIT_SEED, limit: int = 0) -> RetrainData:
+           seed: str = AUDIT_SEED, limit: int = 0, val_trained: bool = False) -> RetrainData:
     """Training, audit and val posts from an annotation export (final labels) and, for ``mvsa-single``, MVSA.
 
-    ``limit`` keeps only the first N MVSA train posts (smoke tests); every database label is kept."""
+    ``limit`` keeps only the first N MVSA train posts (smoke tests); every database label is kept.
+    ``val_trained``: the served model trained on MVSA val, so val trains here too instead of judging."""
     db = load_export_posts(export_dir)
     skipped = {"no image": sum(1 for p in db if not p.image)}
     db = [p for p in db if p.image]  # the model reads both modalities
     mvsa = {p.id: p for p in load_mvsa(mvsa_dir)} if base == "mvsa-single" else {}
+    trained = ("train", "val") if val_trained else ("train",)
+    held = "MVSA test post" if val_trained else "MVSA val/test post"
     audit, db_train, overrides = [], [], {}
     for p in db:
         mvsa_id = p.source.split(":", 1)[1] if p.source.startswith("mvsa-single:") else None
-        if mvsa_id in mvsa and mvsa[mvsa_id].split in ("val", "test"):
-            skipped["MVSA val/test post"] = skipped.get("MVSA val/test post", 0) + 1
+        if mvsa_id in mvsa and mvsa[mvsa_id].split not in trained:
+            skipped[held] = skipped.get(held, 0) + 1
             continue  # held out by the benchmark itself
         if in_audit(p, share, seed):
             audit.append(p)
@@ -94,13 +101,14 @@ def gather(export_dir: str | Path, base: str, mvsa_dir: str | Path | None = None
     val = []
     if mvsa:
         mvsa_train = [p for p in mvsa.values() if p.split == "train"]
+        val = [p for p in mvsa.values() if p.split == "val"]
         if limit:
-            mvsa_train = mvsa_train[:limit]
-            val = [p for p in mvsa.values() if p.split == "val"][: max(limit // 4, 8)]
-        else:
-            val = [p for p in mvsa.values() if p.split == "val"]
+            mvsa_train, val = mvsa_train[:limit], val[: max(limit // 4, 8)]
+        if val_trained:
+            mvsa_train, val = mvsa_train + val, []
         kept = [overrides.get(p.id, p) for p in mvsa_train]
         extra = [p for i, p in overrides.items() if p is not None and i not in {q.id for q in mvsa_train}]
         train = [p for p in kept if p is not None] + extra + train
     log.info("retraining data: %d train, %d audit, %d val; skipped %s", len(train), len(audit), len(val), skipped)
-    return RetrainData(base, train, audit, val, db_train, {k: v for k, v in skipped.items() if v})
+    return RetrainData(base, train, audit, val, db_train, {k: v for k, v in skipped.items() if v},
+                       val_trained=val_trained and bool(mvsa))

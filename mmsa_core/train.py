@@ -85,15 +85,20 @@ def seed_everything(seed: int) -> None:
 def training_posts(tcfg: TrainConfig) -> tuple[list[Post], list[Post]]:
     """(train, val) posts: MVSA train plus corrections. A correction of an MVSA post overrides its label
     (it keeps the MVSA id, so its cached features are reused); corrections of val/test posts are dropped
-    so they never leak into evaluation; uploads join as new posts."""
+    so they never leak into evaluation; uploads join as new posts. With ``train_on_val`` (the final refit)
+    MVSA val joins train, corrections of val posts count like those of train posts, and val comes back empty."""
     posts = load_mvsa(tcfg.data_dir)
-    held_out = {p.id for p in posts if p.split in ("val", "test")}
+    trained = ("train", "val") if tcfg.train_on_val else ("train",)
+    held_out = {p.id for p in posts if p.split in ("val", "test") and p.split not in trained}
     by_id = {p.id: p for p in posts}
     train = {p.id: p for p in posts if p.split == "train"}
     val = [p for p in posts if p.split == "val"]
     if tcfg.limit:  # smoke runs: a slice of MVSA, but every correction
         train = dict(list(train.items())[: tcfg.limit])
         val = val[: max(tcfg.limit // 4, 8)]
+    if tcfg.train_on_val:
+        train.update({p.id: p for p in val})
+        val = []
     for export in tcfg.extra_data:
         for p in load_export_posts(export):
             mvsa_id = p.source.split(":", 1)[1] if p.source.startswith("mvsa-single:") else None
@@ -338,6 +343,8 @@ TRAIN_HELP = {"teacher": "checkpoint (an ensemble, say) whose probabilities the 
               "supcon_weight": "> 0: add a supervised contrastive loss on the fused features, this much of it",
               "supcon_temperature": "temperature of that contrastive loss",
               "rdrop_weight": "> 0: R-Drop, each batch twice under other dropout masks, plus this times their KL",
+              "train_on_val": "the final refit: MVSA val trains too, so nothing is left to judge on (with "
+                              "--no-early-stopping; choose every setting by cross-validation first)",
               "ema_decay": "> 0: end on an exponential moving average of the weights (e.g. 0.99 per step)",
               "augment_images": "with --augment: edit only the texts; the images keep their cached features",
               "aug_contrast_weight": "> 0 (--augment --no-augment-images): contrast each post with its edited copy"}
@@ -363,7 +370,7 @@ def parse_args(argv=None):
         if f.type == "bool" and f.default:  # on by default: the flag turns it off
             ap.add_argument("--no-" + flag[2:], dest=f.name, action="store_false", help=TRAIN_HELP.get(f.name))
         elif f.type == "bool":
-            ap.add_argument(flag, action="store_true")
+            ap.add_argument(flag, action="store_true", help=TRAIN_HELP.get(f.name))
         else:
             ap.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=f.default,
                             help=TRAIN_HELP.get(f.name))

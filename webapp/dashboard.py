@@ -1,4 +1,4 @@
-"""Dashboard tab: label counts, agreement, model versions with val metrics and confusion matrices, export,
+"""Dashboard tab: label counts, agreement, model versions with held-out metrics and confusion matrices, export,
 retrain, and the model served to everyone. Annotators see it; exporting, retraining and choosing the model
 are for admins."""
 from __future__ import annotations
@@ -27,8 +27,11 @@ log = logging.getLogger(__name__)
 LABEL_HEADERS = ["label", "labels in force"]
 ANNOTATOR_HEADERS = ["annotator", "labels", "skips", "remaining", "negative", "neutral", "positive",
                      "agrees with model", "final labels given"]
-VERSION_HEADERS = ["model", "default", "created", "trained on export", "val accuracy", "val weighted F1",
-                   "val macro F1", "val neutral recall"]
+VERSION_HEADERS = ["model", "default", "created", "trained on export", "judged on", "accuracy", "weighted F1",
+                   "macro F1", "neutral recall"]
+# A version's held-out figures, first found: MVSA val, else the audit set, else the recipe's cross-validation
+# (a model refit on train+val has no val figures, and a retrain of it is judged on the audit set alone).
+HELD_OUT = (("val", "MVSA val"), ("audit", "audit set"), ("cv", "cross-validation"))
 _PLOTS: OrderedDict[str, object] = OrderedDict()  # rendered confusion matrices (PIL images) by content
 _PLOTS_KEPT = 32
 
@@ -61,29 +64,34 @@ def stats_tables(st: dict) -> tuple[list[list], list[list], str]:
     return labels, annotators, md
 
 
-def _val(metrics: dict | None) -> dict | None:
-    return (metrics or {}).get("val")
+def held_out(metrics: dict | None) -> tuple[str, dict] | None:
+    """(where it was judged, its metrics): the first of ``HELD_OUT`` that the version's metrics hold."""
+    for key, where in HELD_OUT:
+        if (metrics or {}).get(key):
+            return where, metrics[key]
+    return None
 
 
 def version_rows(versions: list[dict]) -> list[list]:
     rows = []
     for v in versions:
-        m = _val(v["metrics"]) or {}
+        where, m = held_out(v["metrics"]) or ("", {})
         neutral = m.get("neutral_recall", m.get("per_class", {}).get("neutral", {}).get("recall"))
         rows.append([v["name"], "✓" if v["is_default"] else "", v["created_at"][:19].replace("T", " "),
-                     v["trained_on_export_id"] or "", _num(m.get("accuracy"), 2), _num(m.get("weighted_f1"), 2),
-                     _num(m.get("macro_f1"), 2), _num(neutral)])
+                     v["trained_on_export_id"] or "", where, _num(m.get("accuracy"), 2),
+                     _num(m.get("weighted_f1"), 2), _num(m.get("macro_f1"), 2), _num(neutral)])
     return rows
 
 
-def confusion_plot(name: str, val: dict):
-    """A version's val confusion matrix as a PIL image, rendered once per content (kept in memory: nothing is
-    left on disk; Gradio's own cache, cleaned by ``delete_cache``, holds what the browser fetches)."""
+def confusion_plot(name: str, where: str, val: dict):
+    """A version's held-out confusion matrix (judged on ``where``) as a PIL image, rendered once per content
+    (kept in memory: nothing is left on disk; Gradio's own cache, cleaned by ``delete_cache``, holds what the
+    browser fetches)."""
     from PIL import Image
 
     from mmsa_core.evaluate import plot_confusion
 
-    title = f"{name}\nval acc {val['accuracy']:.1f} · wF1 {val['weighted_f1']:.1f}"
+    title = f"{name}\n{where}: acc {val['accuracy']:.1f} · wF1 {val['weighted_f1']:.1f}"
     key = hashlib.sha256(json.dumps([title, val["confusion_matrix"]]).encode()).hexdigest()[:12]
     if key not in _PLOTS:
         with tempfile.TemporaryDirectory(prefix="mmsa-plot-") as tmp:
@@ -96,11 +104,12 @@ def confusion_plot(name: str, val: dict):
     return _PLOTS[key]
 
 
-def confusion_strip(named_vals: list[tuple[str, dict]], limit: int = 4):
-    """The val confusion matrices of up to ``limit`` models side by side in one image (None when there are none)."""
+def confusion_strip(named_vals: list[tuple[str, str, dict]], limit: int = 4):
+    """The held-out confusion matrices of up to ``limit`` models, (name, where judged, metrics), side by side
+    in one image (None when there are none)."""
     from PIL import Image
 
-    images = [confusion_plot(name, val) for name, val in named_vals[:limit]]
+    images = [confusion_plot(name, where, val) for name, where, val in named_vals[:limit]]
     if not images:
         return None
     strip = Image.new("RGB", (sum(im.width for im in images), max(im.height for im in images)), "white")
@@ -175,8 +184,8 @@ class DashboardHandlers:
             registered = {str(Path(v["checkpoint_path"]).resolve()) for v in versions}
             shown = self.served_version(model if who.is_admin else None, registered) + versions
         labels, annotators, md = stats_tables(st)
-        plots = confusion_strip([(v["name"], _val(v["metrics"])) for v in shown
-                                 if _val(v["metrics"]) and "confusion_matrix" in _val(v["metrics"])])
+        judged = [(v["name"], *held_out(v["metrics"])) for v in shown if held_out(v["metrics"])]
+        plots = confusion_strip([j for j in judged if "confusion_matrix" in j[2]])
         return labels, annotators, md, version_rows(shown), plots
 
     def export(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
@@ -244,7 +253,18 @@ class DashboardHandlers:
 
         with self.ctx.sessions() as s:
             n = stats(s)["n_labelled_posts"]
-        return plan_line((self.ctx.settings.mvsa_dir / "posts.csv").is_file(), n)
+        return plan_line((self.ctx.settings.mvsa_dir / "posts.csv").is_file(), n, self._serves_val_trained())
+
+    def _serves_val_trained(self) -> bool:
+        """Whether MVSA val trained the model everyone is served (what retraining starts from)."""
+        from mmsa_core.checkpoint import trained_on_val
+
+        from .models import ModelUnavailable
+
+        try:
+            return trained_on_val(self.ctx.model(None)[1].meta)
+        except ModelUnavailable:
+            return False
 
     def poll_retrain(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """``retrain_status`` plus, once a promoted model is ready, the model menu moved onto it (admins)."""

@@ -129,9 +129,14 @@ def before_after_rows(report: dict | None) -> list[list]:
     return rows
 
 
-def plan_line(base_available: bool, n_labels: int) -> str:
-    """What a retrain would train on, said before it starts."""
+def plan_line(base_available: bool, n_labels: int, val_trained: bool = False) -> str:
+    """What a retrain would train on, said before it starts. ``val_trained``: MVSA val trained the served model
+    (the shipped default is refit on train + val), so val trains again and only the audit set judges."""
+    if base_available and val_trained:
+        return (f"Retraining uses MVSA-Single train and val + the {n_labels} labelled posts of the database; a fifth "
+                "of those form the audit set that judges the new model (MVSA val trained the served model).")
     if base_available:
-        return f"Retraining uses MVSA-Single train + the {n_labels} labelled posts of the database."
+        return (f"Retraining uses MVSA-Single train + the {n_labels} labelled posts of the database, and judges the "
+                "new model on MVSA val and on the audit set (a fifth of those posts).")
     return (f"Retraining uses the {n_labels} labelled posts of the database (MVSA-Single is not on this machine); "
             "a fifth of them form the audit set that judges the new model.")

@@ -35,3 +35,11 @@ def test_the_app_starts_a_worker_process_that_retrains_on_the_database(tmp_path,
     assert versions[0]["name"] == report["model_version"] and versions[0]["is_default"]
     assert Path(versions[0]["checkpoint_path"]).is_file()
     assert ctx.model_choices()[0].name == report["model_version"]  # the app now serves the retrained model
+
+
+def test_the_plan_says_whether_val_trains_and_what_judges():
+    from webapp.retrain_job import plan_line
+
+    assert "train and val" in plan_line(True, 12, val_trained=True) and "judges" in plan_line(True, 12, True)
+    assert "train +" in plan_line(True, 12) and "MVSA val" in plan_line(True, 12)
+    assert "not on this machine" in plan_line(False, 12, val_trained=True)  # no MVSA: the database alone

@@ -235,3 +235,24 @@ def test_the_storage_banner_is_for_admins_and_the_kept_name_and_queue_come_back(
 
     name, _, _, strategy = on_load('<img src=x onerror="1">', "DROP TABLE")  # the browser's storage is input too
     assert "value" not in name.constructor_args and strategy == gr.skip()  # neither is used (nor blanked out)
+
+
+def test_model_versions_show_val_else_the_audit_set_else_cross_validation():
+    from webapp.dashboard import VERSION_HEADERS, confusion_strip, held_out, version_rows
+
+    m = lambda acc: {"n": 10, "accuracy": acc, "weighted_f1": acc - 1, "macro_f1": acc - 2,  # noqa: E731
+                     "neutral_recall": 0.5, "confusion_matrix": [[3, 0, 0], [0, 3, 0], [1, 0, 3]],
+                     "labels": ["negative", "neutral", "positive"]}
+    versions = [{"name": n, "is_default": False, "created_at": "2026-12-06T05:00:00", "trained_on_export_id": None,
+                 "metrics": metrics} for n, metrics in [
+        ("retrained", {"audit": m(70.0), "val": m(74.0)}),
+        ("retrained-refit", {"audit": m(71.0), "val": None}),  # a retrain of a model refit on train+val
+        ("default (served)", {"cv": m(75.0)}),  # the refit default: its estimate is cross-validation
+        ("bare", None)]]
+    rows = version_rows(versions)
+    at = VERSION_HEADERS.index
+    assert [(r[at("judged on")], r[at("accuracy")]) for r in rows] == [
+        ("MVSA val", "74.00"), ("audit set", "71.00"), ("cross-validation", "75.00"), ("", "—")]
+    assert all(len(r) == len(VERSION_HEADERS) for r in rows)
+    judged = [(v["name"], *held_out(v["metrics"])) for v in versions if held_out(v["metrics"])]
+    assert confusion_strip(judged).width > 0 and confusion_strip([]) is None

@@ -21,6 +21,17 @@ def under_predicted_neutral(n: int, rng: np.random.Generator):
     return y, p / p.sum(1, keepdims=True)
 
 
+def saved_cv_runs(folder, n: int, seed: int):
+    """Three folds' held-out probabilities, as ``compare --cv`` saves them, under ``folder``."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for fold in range(3):
+        y, p = under_predicted_neutral(n, rng)
+        (folder / f"concat-s0-f{fold}.json").write_text(json.dumps(
+            {"model": "concat", "seed": 0, "fold": fold, "y": y.tolist(), "probs": p.tolist()}))
+    return folder
+
+
 def test_the_bias_chosen_by_cv_lifts_the_rare_class_on_held_out_folds():
     rng = np.random.default_rng(0)
     runs = []
@@ -47,13 +58,7 @@ def test_the_bias_travels_with_the_checkpoint_and_applies_at_inference_only(tmp_
     model = MultimodalClassifier(ModelConfig(fusion="concat", **TINY))
     ckpt = save_checkpoint(model, tmp_path / "m.pt")
     shutil.copy(ckpt, tmp_path / "plain.pt")
-    cv = tmp_path / "cv"
-    cv.mkdir()
-    rng = np.random.default_rng(1)
-    for fold in range(3):
-        y, p = under_predicted_neutral(300, rng)
-        (cv / f"concat-s0-f{fold}.json").write_text(json.dumps(
-            {"model": "concat", "seed": 0, "fold": fold, "y": y.tolist(), "probs": p.tolist()}))
+    cv = saved_cv_runs(tmp_path / "cv", 300, seed=1)
     calibrate_main([str(cv), "--checkpoint", str(ckpt), "--out", str(tmp_path / "r.md"), "--data-dir", str(mvsa_dir)])
     stored = read_checkpoint(ckpt)
     bias = stored["config"]["logit_bias"]
@@ -65,6 +70,7 @@ def test_the_bias_travels_with_the_checkpoint_and_applies_at_inference_only(tmp_
     neutral = lambda m: sum(row[1] for row in m["confusion_matrix"])  # noqa: E731
     assert neutral(after) > neutral(before)
     assert "nested" in (tmp_path / "r.md").read_text()
+    assert stored["metrics"]["cv"]["runs"] == 3 and stored["metrics"]["cv"]["n"] == 900  # the nested estimate too
 
     biased, _ = load_model(ckpt)
     plain, _ = load_model(ckpt, logit_bias=())
@@ -80,3 +86,17 @@ def test_the_bias_travels_with_the_checkpoint_and_applies_at_inference_only(tmp_
         assert torch.allclose(a, plain(pixels, ids, mask).logits)  # training learns without it
     with pytest.raises(ValueError, match="2 values for 3 labels"):
         MultimodalClassifier(ModelConfig(fusion="concat", logit_bias=(0.0, 1.0), **TINY))
+
+
+def test_a_model_refit_on_val_stores_the_nested_estimate_and_no_val_figures(tmp_path, mvsa_dir, capsys):
+    model = MultimodalClassifier(ModelConfig(fusion="concat", **TINY))
+    ckpt = save_checkpoint(model, tmp_path / "refit.pt", train_config={"train_on_val": True},
+                           metrics={"val": {"accuracy": 99.0}})
+    cv = saved_cv_runs(tmp_path / "cv", 200, seed=2)
+    calibrate_main([str(cv), "--checkpoint", str(ckpt), "--data-dir", str(mvsa_dir)])
+    stored = read_checkpoint(ckpt)
+    assert "val" not in stored["metrics"]  # in-sample: dropped, not re-scored
+    est = stored["metrics"]["cv"]
+    assert est["runs"] == 3 and est["n"] == 600 and np.sum(est["confusion_matrix"]) == 600
+    assert est["accuracy"] == pytest.approx(stored["calibration"]["nested"]["accuracy"])
+    assert est["accuracy_sd"] > 0 and "in-sample" in capsys.readouterr().out

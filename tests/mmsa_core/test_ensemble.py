@@ -145,3 +145,23 @@ def test_models_with_a_mid_image_stage_are_refused_as_members(tmp_path):
     paths = [save_checkpoint(m, tmp_path / f"mid{i}.pt") for i, m in enumerate(members)]
     with pytest.raises(ValueError, match="image_mid_stage"):
         load_model(save_ensemble(paths, tmp_path / "mid.pt"))
+
+
+def test_members_refit_on_val_are_packed_without_val_figures_and_evaluate_says_in_sample(tmp_path, mvsa_dir, capsys):
+    from mmsa_core.checkpoint import read_checkpoint, trained_on_val
+    from mmsa_core.ensemble import main as ensemble_main
+    from mmsa_core.evaluate import main as evaluate_main
+
+    refit = save_checkpoint(tiny_model(), tmp_path / "refit.pt", train_config={"train_on_val": True})
+    plain = save_checkpoint(tiny_model(), tmp_path / "plain.pt", train_config={})
+    ensemble_main([str(refit), str(plain), "--out", str(tmp_path / "both.pt"), "--data-dir", str(mvsa_dir)])
+    both = read_checkpoint(tmp_path / "both.pt")
+    assert trained_on_val(both) and "val" not in both["metrics"]  # one member saw val: no val figure at all
+    assert "not scored" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="trained on MVSA val"):
+        ensemble_main([str(refit), "--greedy", "--out", str(tmp_path / "g.pt"), "--data-dir", str(mvsa_dir)])
+    assert not (tmp_path / "g.pt").exists()
+    evaluate_main([str(refit), "--split", "val", "--data-dir", str(mvsa_dir), "--cache-dir", str(tmp_path / "c")])
+    assert "in-sample" in capsys.readouterr().out
+    evaluate_main([str(plain), "--split", "val", "--data-dir", str(mvsa_dir), "--cache-dir", str(tmp_path / "c")])
+    assert "in-sample" not in capsys.readouterr().out

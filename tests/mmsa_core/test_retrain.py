@@ -93,14 +93,20 @@ def test_the_audit_set_is_a_fixed_share_decided_by_content(mvsa_dir):
     assert np.mean([a == in_audit(p, seed="other") for a, p in zip(picked, posts)]) < 0.9  # the seed matters
 
 
-def test_mvsa_base_uses_corrections_and_never_trains_on_val_or_audit_posts(tmp_path, mvsa_dir):
+def _flipped_mvsa_labels(tmp_path, mvsa_dir, n_train: int, n_val: int, val_trained: bool = False):
+    """The first MVSA train and val posts imported and labelled against MVSA -> (url, rows, picked, gathered)."""
     url, sessions = _store(tmp_path)
     rows = read_posts_csv(mvsa_dir / "posts.csv")
-    picked = [r for r in rows if r["split"] == "train"][:40] + [r for r in rows if r["split"] == "val"][:2]
+    picked = [r for r in rows if r["split"] == "train"][:n_train] + [r for r in rows if r["split"] == "val"][:n_val]
     import_posts(sessions, picked, tmp_path / "data", mvsa_dir / "images", splits=None, progress=False)
     _label(sessions, picked, flip=True)
     with sessions.begin() as s:
-        data = gather(export_snapshot(s, tmp_path / "data")["path"], "mvsa-single", mvsa_dir)
+        data = gather(export_snapshot(s, tmp_path / "data")["path"], "mvsa-single", mvsa_dir, val_trained=val_trained)
+    return url, rows, picked, data
+
+
+def test_mvsa_base_uses_corrections_and_never_trains_on_val_or_audit_posts(tmp_path, mvsa_dir):
+    _, _, picked, data = _flipped_mvsa_labels(tmp_path, mvsa_dir, 40, 2)
     train_by_id = {p.id: p for p in data.train}
     audit_texts = {p.text for p in data.audit}
     assert data.audit and data.skipped == {"MVSA val/test post": 2}
@@ -112,6 +118,32 @@ def test_mvsa_base_uses_corrections_and_never_trains_on_val_or_audit_posts(tmp_p
         else:
             assert train_by_id[r["id"]].label == FLIP[r["label"]]  # the correction overrides MVSA's label
     assert len(data.val) == 450 and len(data.db_train) == 40 - len(data.audit)
+
+
+def test_a_base_refit_on_val_retrains_on_val_too_and_is_judged_on_the_audit_set_alone(tmp_path, mvsa_dir):
+    url, rows, picked, data = _flipped_mvsa_labels(tmp_path, mvsa_dir, 30, 10, val_trained=True)
+    train_by_id = {p.id: p for p in data.train}
+    audit_texts = {p.text for p in data.audit}
+    assert data.val == [] and data.skipped == {} and data.audit
+    assert {r["id"] for r in rows if r["split"] == "val"} <= set(train_by_id) | {
+        r["id"] for r in picked if r["text"] in audit_texts}  # val trains, except posts the audit holds out
+    for r in picked:
+        if r["text"] not in audit_texts:
+            assert train_by_id[r["id"]].label == FLIP[r["label"]]  # a correction of a val post counts too
+    assert "train + val +" in data.describe() and "MVSA val posts" not in data.describe()
+
+    tcfg = TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=48, cache_dir=str(tmp_path / "cache"), batch_size=16,
+                       train_on_val=True, early_stopping=False)
+    base = tmp_path / "refit.pt"
+    train(ModelConfig(fusion="concat", **TINY), tcfg, base, progress=False)
+    report = run_retrain(url, tmp_path / "data", base, str(mvsa_dir), epochs=1, limit=48)
+    assert report["n_val"] == 0 and report["old"]["val"] is None and set(report["gate"]) == {"audit"}
+    assert report["n_train"] == 48 + 12 - len(data.audit)  # MVSA's train and val slices, less the audit posts
+    _, meta = load_model(tmp_path / "data" / "models" / report["checkpoint"])
+    assert meta["train_config"]["train_on_val"]  # its trunk is the refit's: val stays out of judging next time
+    report = run_retrain(url, tmp_path / "data", base, None, epochs=1, base="db", full=True, name="scratch")
+    _, meta = load_model(tmp_path / "data" / "models" / report["checkpoint"])
+    assert not meta["train_config"]["train_on_val"]  # from scratch on the database's labels: val never seen
 
 
 def test_warm_start_keeps_the_encoders_and_retrains_the_head(tmp_path, mvsa_dir):

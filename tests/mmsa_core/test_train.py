@@ -218,3 +218,30 @@ def test_a_mid_stage_model_trains_from_the_cache_and_predicts_alike_from_pixels(
     cached = predict_probs(loaded, encode_posts(loaded, posts, cache_dir="", progress=False))
     direct = Predictor(loaded).probabilities([p.image for p in posts], [p.text for p in posts]).numpy()
     np.testing.assert_allclose(cached, direct, atol=1e-5)  # the cut under the mid stage loses nothing
+
+
+def test_the_final_refit_trains_on_val_too_and_needs_a_fixed_schedule(tmp_path, mvsa_dir):
+    import pytest
+
+    from mmsa_core.checkpoint import read_checkpoint, trained_on_val
+    from mmsa_core.data import load_mvsa
+    from mmsa_core.train import training_posts
+
+    with pytest.raises(ValueError, match="early_stopping=False"):
+        TrainConfig(data_dir=str(mvsa_dir), train_on_val=True)
+    posts = load_mvsa(mvsa_dir)
+    train_ids = {p.id for p in posts if p.split == "train"}
+    val_ids = {p.id for p in posts if p.split == "val"}
+    plain, val = training_posts(TrainConfig(data_dir=str(mvsa_dir)))
+    refit, none = training_posts(TrainConfig(data_dir=str(mvsa_dir), train_on_val=True, early_stopping=False))
+    assert {p.id for p in plain} == train_ids and {p.id for p in val} == val_ids
+    assert {p.id for p in refit} == train_ids | val_ids and none == []  # no test post, nothing left to judge
+
+    tc = TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=24, batch_size=8, cache_dir=str(tmp_path),
+                     train_on_val=True, early_stopping=False)
+    _, rec = train(ModelConfig(fusion="concat", **TINY), tc, tmp_path / "refit.pt", progress=False)
+    assert rec["n_train"] == 24 + 8 and rec["metrics"] == {}  # 24 train + the 8 val posts a 24-post limit keeps
+    assert trained_on_val(read_checkpoint(tmp_path / "refit.pt"))
+    _, rec = train(ModelConfig(fusion="concat", **TINY), TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=24,
+                   batch_size=8, cache_dir=str(tmp_path)), tmp_path / "plain.pt", progress=False)
+    assert not trained_on_val(read_checkpoint(tmp_path / "plain.pt"))
