@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import read_checkpoint, trained_on_val, write_checkpoint
-from .compare import METRICS, load_runs, mean_sd, metric_row, write_block
+from .compare import METRICS, emit_block, load_runs, mean_sd, metric_row
 from .config import LABELS
 from .evaluate import compute_metrics, evaluate_checkpoint, format_metrics
 
@@ -85,10 +85,11 @@ def write_bias(checkpoint: str | Path, index: int, bias: float, record: dict, da
     ckpt["calibration"] = record
     if cv is not None:
         ckpt["metrics"] = {**ckpt.get("metrics", {}), "cv": cv}
-    if trained_on_val(ckpt):
+    in_sample = trained_on_val(ckpt)
+    if in_sample:
         ckpt["metrics"] = {k: v for k, v in ckpt.get("metrics", {}).items() if k != "val"}
     write_checkpoint(ckpt, checkpoint)
-    if data_dir is None or trained_on_val(ckpt):
+    if data_dir is None or in_sample:
         return None
     val = evaluate_checkpoint(str(checkpoint), "val", data_dir)
     ckpt["metrics"] = {**ckpt.get("metrics", {}), "val": {**val, "epoch": ckpt.get("metrics", {}).get("val", {}).get(
@@ -130,10 +131,7 @@ def main(argv=None) -> None:
              f"Chosen on all {len(runs)} runs: {args.label} logit {bias:+.2f}.", "",
              f"Confusion matrix of the nested decision, pooled over the {len(runs)} runs (rows = true "
              f"{' / '.join(LABELS)}, columns = predicted): `{cv['confusion_matrix']}`."]
-    body = "\n".join(lines)
-    print(body)
-    if args.out:
-        write_block(Path(args.out), args.block, body)
+    emit_block("\n".join(lines), args.out, args.block)
     if args.checkpoint:
         val = write_bias(args.checkpoint, index, bias, {
             "label": args.label, "bias": bias, "metric": args.metric, "cv_dir": Path(args.cv_dir).name,

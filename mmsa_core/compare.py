@@ -347,6 +347,13 @@ def write_block(path: Path, name: str, body: str) -> None:
     path.write_text(text)
 
 
+def emit_block(body: str, out: str | None, name: str) -> None:
+    """Print a table and, with ``out``, write it as the named block of that Markdown file."""
+    print(body)
+    if out:
+        write_block(Path(out), name, body)
+
+
 def parse_sets(items: list[str]) -> tuple[dict, dict]:
     """``KEY=VALUE`` pairs -> (ModelConfig kwargs, TrainConfig kwargs), typed like the fields' defaults."""
     mfields, tfields = {f.name: f for f in fields(ModelConfig)}, {f.name: f for f in fields(TrainConfig)}

@@ -50,6 +50,12 @@ def load_mvsa(data_dir: str | Path) -> list[Post]:
     return posts
 
 
+def held_out_splits(val_trained: bool = False) -> tuple[str, ...]:
+    """The MVSA splits whose labels never train: val and test, or test alone once a model is refit on
+    train + val (``TrainConfig.train_on_val``). Corrections of other MVSA posts (train, unlabeled) do train."""
+    return ("test",) if val_trained else ("val", "test")
+
+
 def load_export_posts(export_dir: str | Path) -> list[Post]:
     """Corrected posts from an ``annotations`` export (hash-checked by ``annotations.export.load_export``)."""
     from annotations.export import load_export  # the annotation package imports neither torch nor gradio

@@ -71,8 +71,9 @@ TARGETS = ("label", "text_label", "image_label")
 def evaluate_checkpoint(checkpoint: str | None, split: str, data_dir: str, cache_dir: str | None = None,
                         view: str = "both", target: str = "label") -> dict:
     """Metrics of a checkpoint on a labelled MVSA split, from cached trunk features. ``view``: both | text |
-    image (the model with the other modality blanked); ``target``: which of MVSA's labels to score against."""
-    from .checkpoint import load_model
+    image (the model with the other modality blanked); ``target``: which of MVSA's labels to score against.
+    ``in_sample`` says whether the checkpoint trained on that split (train, or val after a refit)."""
+    from .checkpoint import load_model, trained_on_val
     from .data import load_mvsa
     from .features import encode_posts, predict_probs
 
@@ -86,7 +87,8 @@ def evaluate_checkpoint(checkpoint: str | None, split: str, data_dir: str, cache
     posts = [p for p in posts if getattr(p, target) in model.labels]
     probs = predict_probs(model, encode_posts(model, posts, cache_dir), view=view)
     y = [model.labels.index(getattr(p, target)) for p in posts]
-    return compute_metrics(y, probs.argmax(1), model.labels)
+    return {**compute_metrics(y, probs.argmax(1), model.labels),
+            "in_sample": split == "train" or (split == "val" and trained_on_val(meta))}
 
 
 def main(argv=None) -> None:
@@ -104,9 +106,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     m = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.cache_dir, args.view, args.target)
-    from .checkpoint import DEFAULT_CHECKPOINT, read_checkpoint, trained_on_val
-
-    if args.split == "train" or trained_on_val(read_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT)):
+    if m["in_sample"]:
         print(f"Note: this model trained on MVSA {args.split}, so these figures are in-sample, not an estimate of "
               "accuracy on new posts (that is the recipe's cross-validation, docs/results.md).")
     print(format_metrics(m))

@@ -184,7 +184,7 @@ def run_retrain(db_url: str | None = None, data_dir: str | Path | None = None, b
         checks = gate(old_m, new_m, tolerance)
         promoted = bool(force) or (bool(checks) and all(c["ok"] for c in checks.values()))
         nothing = ("nothing to judge on: no audit posts yet, and MVSA val trained the served model"
-                   if trained_on_val(ckpt) and data.base == "mvsa-single" else
+                   if data.val_trained else
                    "nothing to judge on: no audit posts and no MVSA val")
         reason = ("forced by an admin" if force else nothing
                   if not checks else "not worse on " + " and ".join(checks) if promoted
@@ -228,7 +228,7 @@ def _retrain_member(recipe: dict, full: bool, data: RetrainData, mvsa_dir, setti
     if full:
         # from scratch, the new member has seen val only when val is among its training posts
         tcfg = replace(_full_config(recipe, epochs, cache_dir, limit),
-                       train_on_val=data.base == "mvsa-single" and not data.val)
+                       train_on_val=data.val_trained)
         with encoders_frozen(old):
             t_old = _judged("old", old, _lookup(old, mvsa_dir, tcfg, lookups), judge, trained_on)
         new = MultimodalClassifier(ModelConfig.from_dict(recipe["config"]))

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import Post, load_export_posts, load_mvsa
+from .data import Post, held_out_splits, load_export_posts, load_mvsa
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,12 @@ def gather(export_dir: str | Path, base: str, mvsa_dir: str | Path | None = None
     skipped = {"no image": sum(1 for p in db if not p.image)}
     db = [p for p in db if p.image]  # the model reads both modalities
     mvsa = {p.id: p for p in load_mvsa(mvsa_dir)} if base == "mvsa-single" else {}
-    trained = ("train", "val") if val_trained else ("train",)
-    held = "MVSA test post" if val_trained else "MVSA val/test post"
+    held_out = held_out_splits(val_trained)
+    held = f"MVSA {'/'.join(held_out)} post"
     audit, db_train, overrides = [], [], {}
     for p in db:
         mvsa_id = p.source.split(":", 1)[1] if p.source.startswith("mvsa-single:") else None
-        if mvsa_id in mvsa and mvsa[mvsa_id].split not in trained:
+        if mvsa_id in mvsa and mvsa[mvsa_id].split in held_out:
             skipped[held] = skipped.get(held, 0) + 1
             continue  # held out by the benchmark itself
         if in_audit(p, share, seed):

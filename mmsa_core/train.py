@@ -26,7 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 from .augment import augment_text, image_augmentation
 from .checkpoint import file_sha256, load_model, save_checkpoint
 from .config import ModelConfig, TrainConfig
-from .data import Post, load_export_posts, load_image, load_mvsa, posts_hash
+from .data import Post, held_out_splits, load_export_posts, load_image, load_mvsa, posts_hash
 from .device import resolve_device
 from .evaluate import compute_metrics
 from .features import FeatureSet, MvsaFeatures, predict_probs
@@ -88,8 +88,7 @@ def training_posts(tcfg: TrainConfig) -> tuple[list[Post], list[Post]]:
     so they never leak into evaluation; uploads join as new posts. With ``train_on_val`` (the final refit)
     MVSA val joins train, corrections of val posts count like those of train posts, and val comes back empty."""
     posts = load_mvsa(tcfg.data_dir)
-    trained = ("train", "val") if tcfg.train_on_val else ("train",)
-    held_out = {p.id for p in posts if p.split in ("val", "test") and p.split not in trained}
+    held_out = {p.id for p in posts if p.split in held_out_splits(tcfg.train_on_val)}
     by_id = {p.id: p for p in posts}
     train = {p.id: p for p in posts if p.split == "train"}
     val = [p for p in posts if p.split == "val"]

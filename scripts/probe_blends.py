@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmsa_core.checkpoint import load_model  # noqa: E402
-from mmsa_core.compare import METRICS, load_runs, mean_sd, metric_row, write_block  # noqa: E402
+from mmsa_core.compare import METRICS, emit_block, load_runs, mean_sd, metric_row  # noqa: E402
 from mmsa_core.config import LABELS, TrainConfig  # noqa: E402
 from mmsa_core.evaluate import compute_metrics  # noqa: E402
 from mmsa_core.features import MvsaFeatures  # noqa: E402
@@ -203,10 +203,7 @@ def main(argv=None) -> None:
         hits = np.concatenate([predictions[s][rows] == y[rows] for s in seeds])
         counts = np.bincount(np.concatenate([predictions[s][rows] for s in seeds]), minlength=len(LABELS))
         lines.append(f"| {t} | {i} | {len(rows)} | {hits.mean() * 100:.1f} | {' / '.join(map(str, counts))} |")
-    md = "\n".join(lines)
-    print(md)
-    if a.out:
-        write_block(Path(a.out), a.block, md)
+    emit_block("\n".join(lines), a.out, a.block)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmsa_core.compare import mean_sd, write_block  # noqa: E402
+from mmsa_core.compare import emit_block, mean_sd  # noqa: E402
 from mmsa_core.config import LABELS, TrainConfig  # noqa: E402
 from mmsa_core.data import load_image  # noqa: E402
 from mmsa_core.encoders.image import ImageEncoder  # noqa: E402
@@ -78,10 +78,7 @@ def main(argv=None) -> None:
         grid = "top, mean" if k == len(enc.stages) - 1 else "mean + max"
         lines.append(f"| {k} | {grid} | {x.shape[1]} | " + " | ".join(mean_sd(probe(x, y, folds))
                                                                        for y in targets.values()) + " |")
-    md = "\n".join(lines)
-    print(md)
-    if a.out:
-        write_block(Path(a.out), a.block, md)
+    emit_block("\n".join(lines), a.out, a.block)
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ class DashboardHandlers:
             registered = {str(Path(v["checkpoint_path"]).resolve()) for v in versions}
             shown = self.served_version(model if who.is_admin else None, registered) + versions
         labels, annotators, md = stats_tables(st)
-        judged = [(v["name"], *held_out(v["metrics"])) for v in shown if held_out(v["metrics"])]
+        judged = [(v["name"], *h) for v in shown if (h := held_out(v["metrics"]))]
         plots = confusion_strip([j for j in judged if "confusion_matrix" in j[2]])
         return labels, annotators, md, version_rows(shown), plots
 

@@ -36,7 +36,7 @@ def test_train_then_evaluate_cli(tmp_path, mvsa_dir, capsys):
     evaluate_main([str(ckpt), "--split", "val", "--data-dir", str(mvsa_dir), "--cache-dir", str(tmp_path / "c"),
                    "--json", str(tmp_path / "m.json"), "--confusion", str(tmp_path / "cm.png")])
     out = json.loads((tmp_path / "m.json").read_text())
-    assert out["n"] == 450 and set(out["per_class"]) == set(LABELS)
+    assert out["n"] == 450 and set(out["per_class"]) == set(LABELS) and out["in_sample"] is False
     assert "weighted F1" in capsys.readouterr().out and (tmp_path / "cm.png").exists()
     # The app's text-only view, scored against MVSA's text labels: other predictions, other targets.
     evaluate_main([str(ckpt), "--split", "val", "--data-dir", str(mvsa_dir), "--cache-dir", str(tmp_path / "c"),

@@ -93,11 +93,14 @@ def test_the_audit_set_is_a_fixed_share_decided_by_content(mvsa_dir):
     assert np.mean([a == in_audit(p, seed="other") for a, p in zip(picked, posts)]) < 0.9  # the seed matters
 
 
-def _flipped_mvsa_labels(tmp_path, mvsa_dir, n_train: int, n_val: int, val_trained: bool = False):
-    """The first MVSA train and val posts imported and labelled against MVSA -> (url, rows, picked, gathered)."""
+def _flipped_mvsa_labels(tmp_path, mvsa_dir, n_train: int, n_val: int, val_trained: bool = False,
+                         n_unlabeled: int = 0):
+    """The first MVSA train, val (and unlabeled, labelled positive) posts imported and labelled against MVSA
+    -> (url, rows, picked, gathered)."""
     url, sessions = _store(tmp_path)
     rows = read_posts_csv(mvsa_dir / "posts.csv")
     picked = [r for r in rows if r["split"] == "train"][:n_train] + [r for r in rows if r["split"] == "val"][:n_val]
+    picked += [dict(r, label="negative") for r in rows if r["split"] == "unlabeled"][:n_unlabeled]  # FLIP: positive
     import_posts(sessions, picked, tmp_path / "data", mvsa_dir / "images", splits=None, progress=False)
     _label(sessions, picked, flip=True)
     with sessions.begin() as s:
@@ -118,6 +121,16 @@ def test_mvsa_base_uses_corrections_and_never_trains_on_val_or_audit_posts(tmp_p
         else:
             assert train_by_id[r["id"]].label == FLIP[r["label"]]  # the correction overrides MVSA's label
     assert len(data.val) == 450 and len(data.db_train) == 40 - len(data.audit)
+
+
+@pytest.mark.parametrize("val_trained", [False, True])
+def test_labels_on_mvsa_unlabeled_posts_train_whatever_the_served_model_saw(tmp_path, mvsa_dir, val_trained):
+    _, _, picked, data = _flipped_mvsa_labels(tmp_path, mvsa_dir, 0, 0, val_trained, n_unlabeled=8)
+    train_by_id = {p.id: p for p in data.train}
+    audit_texts = {p.text for p in data.audit}
+    assert data.skipped == {} and len(data.db_train) == 8 - len(data.audit) > 0  # none held out as val/test
+    for r in picked:
+        assert r["text"] in audit_texts or train_by_id[r["id"]].label == "positive"
 
 
 def test_a_base_refit_on_val_retrains_on_val_too_and_is_judged_on_the_audit_set_alone(tmp_path, mvsa_dir):
