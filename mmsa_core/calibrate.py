@@ -1,6 +1,6 @@
 """Choose a decision bias by cross-validation and write it into a checkpoint.
 
-    python -m mmsa_core.calibrate runs/cv/final-kd --label neutral --metric weighted_f1 \\
+    python -m mmsa_core.calibrate runs/cv/elr1e4 --label neutral --metric weighted_f1 \\
         --checkpoint mmsa_core/weights/default.pt --out docs/results.md --block cv-bias
 
 Cross-entropy on a skewed set (MVSA-Single is 11% neutral) leaves the rare class under-predicted. A
@@ -11,6 +11,8 @@ the bias chosen on the other folds only. ``--checkpoint`` writes the bias into t
 (``logit_bias``), which ``MultimodalClassifier`` adds to its logits at inference (not while training), stores
 the nested estimate as the checkpoint's ``metrics["cv"]``, and re-scores its stored val metrics so they describe
 the model as it now decides (a model refit on train+val keeps no val metrics: they would be in-sample).
+A bias whose nested estimate does not beat argmax on the metric it was chosen for is not kept: the model
+then decides by argmax (bias 0) and the stored estimate is argmax's.
 """
 from __future__ import annotations
 
@@ -116,9 +118,14 @@ def main(argv=None) -> None:
     runs = [{**r, "y": np.asarray(r["y"]), "probs": np.asarray(r["probs"])} for r in next(iter(groups.values()))]
     index = LABELS.index(args.label)
     plain, biased, chosen = nested(runs, index, args.metric)
-    cv = cv_estimate(runs, index, chosen, f"nested cross-validation of {Path(args.cv_dir).name}")
     bias = choose_bias(np.concatenate([r["y"] for r in runs]), np.concatenate([r["probs"] for r in runs]),
                        index, args.metric)
+    gain = float(np.mean([s[args.metric] for s in biased]) - np.mean([s[args.metric] for s in plain]))
+    kept = gain > 0  # else the nested estimate says the bias does not help what it is chosen for: argmax
+    bias = bias if kept else 0.0
+    cv = cv_estimate(runs, index, chosen if kept else [0.0] * len(runs),
+                     f"nested cross-validation of {Path(args.cv_dir).name}"
+                     + ("" if kept else " (argmax: the bias did not help)"))
     n_folds, n_seeds = len({r["fold"] for r in runs}), len({r["seed"] for r in runs})
     cmd = "python -m mmsa_core.calibrate " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     lines = [f"Command: `{cmd}` ({n_folds} folds × {n_seeds} seed{'s' if n_seeds > 1 else ''} of "
@@ -128,14 +135,17 @@ def main(argv=None) -> None:
              f"| {args.label} logit {'+' if min(chosen) >= 0 else ''}{min(chosen):.2f}…{max(chosen):+.2f}, chosen "
              f"on the other folds for {args.metric} (nested) | "
              + " | ".join(mean_sd([s[m] for s in biased]) for m in METRICS) + " |", "",
-             f"Chosen on all {len(runs)} runs: {args.label} logit {bias:+.2f}.", "",
-             f"Confusion matrix of the nested decision, pooled over the {len(runs)} runs (rows = true "
-             f"{' / '.join(LABELS)}, columns = predicted): `{cv['confusion_matrix']}`."]
+             (f"Chosen on all {len(runs)} runs: {args.label} logit {bias:+.2f}." if kept else
+              f"Nested, the bias changes {args.metric} by {gain:+.2f}: it does not help what it is chosen for, so "
+              f"the model decides by argmax ({args.label} logit +0.00)."), "",
+             f"Confusion matrix of the {'nested decision' if kept else 'argmax'}, pooled over the {len(runs)} runs "
+             f"(rows = true {' / '.join(LABELS)}, columns = predicted): `{cv['confusion_matrix']}`."]
     emit_block("\n".join(lines), args.out, args.block)
     if args.checkpoint:
         val = write_bias(args.checkpoint, index, bias, {
-            "label": args.label, "bias": bias, "metric": args.metric, "cv_dir": Path(args.cv_dir).name,
-            "runs": len(runs), "nested": {m: float(np.mean([s[m] for s in biased])) for m in METRICS},
+            "label": args.label, "bias": bias, "metric": args.metric, "kept": kept,
+            "cv_dir": Path(args.cv_dir).name, "runs": len(runs),
+            "nested": {m: float(np.mean([s[m] for s in biased])) for m in METRICS},
             "argmax": {m: float(np.mean([s[m] for s in plain])) for m in METRICS},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, args.data_dir, cv)
         print(f"wrote logit_bias {bias:+.2f} on {args.label} and the nested estimate into {args.checkpoint}")

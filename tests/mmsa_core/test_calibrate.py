@@ -100,3 +100,30 @@ def test_a_model_refit_on_val_stores_the_nested_estimate_and_no_val_figures(tmp_
     assert est["runs"] == 3 and est["n"] == 600 and np.sum(est["confusion_matrix"]) == 600
     assert est["accuracy"] == pytest.approx(stored["calibration"]["nested"]["accuracy"])
     assert est["accuracy_sd"] > 0 and "in-sample" in capsys.readouterr().out
+
+
+def test_a_bias_that_does_not_help_held_out_folds_is_not_kept(tmp_path, mvsa_dir):
+    """Folds that disagree (one under-predicts neutral, the other over-predicts it): each fold's bias, chosen on
+    the other, hurts it, so the checkpoint keeps argmax and stores argmax's estimate."""
+    folder = tmp_path / "cv"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    argmax_acc = []
+    for fold, push in enumerate((-1.5, 1.5)):
+        y = rng.choice(3, size=400, p=[0.3, 0.15, 0.55])
+        logits = rng.normal(0, 1, size=(400, 3))
+        logits[np.arange(400), y] += 1.5
+        logits[:, 1] += push
+        p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        argmax_acc.append((p.argmax(1) == y).mean() * 100)
+        (folder / f"concat-s0-f{fold}.json").write_text(json.dumps(
+            {"model": "concat", "seed": 0, "fold": fold, "y": y.tolist(), "probs": p.tolist()}))
+    model = MultimodalClassifier(ModelConfig(fusion="concat", **TINY))
+    ckpt = save_checkpoint(model, tmp_path / "m.pt", train_config={"train_on_val": True})
+    calibrate_main([str(folder), "--checkpoint", str(ckpt), "--out", str(tmp_path / "r.md"),
+                    "--data-dir", str(mvsa_dir)])
+    stored = read_checkpoint(ckpt)
+    assert stored["config"]["logit_bias"] == [0.0, 0.0, 0.0] and stored["calibration"]["kept"] is False
+    assert stored["metrics"]["cv"]["accuracy"] == pytest.approx(np.mean(argmax_acc))
+    assert "argmax" in stored["metrics"]["cv"]["source"]
+    assert "does not help" in (tmp_path / "r.md").read_text()
