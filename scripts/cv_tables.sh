@@ -86,3 +86,6 @@ $PY -m mmsa_core.calibrate runs/cv/final-kd --label neutral --metric weighted_f1
 # The learning rate of the shipped recipe (1e-4 at the top MiniLM layer), paired against the 5e-5 teachers on the same folds
 # and seeds; the shipped model's CV and bias are made by scripts/build_default.sh (blocks cv-elr1e4, cv-bias).
 $PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/elr1e4 --out docs/results.md --block cv-paired-elr
+# One seed at 2e-4: is the optimum higher still?
+$CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set encoder_lr=0.0002 --save-dir runs/cv/elr2e4 --block cv-elr2e4
+$PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/elr1e4 runs/cv/elr2e4 --out docs/results.md --block cv-paired-lr
