@@ -12,7 +12,9 @@ the bias chosen on the other folds only. ``--checkpoint`` writes the bias into t
 the nested estimate as the checkpoint's ``metrics["cv"]``, and re-scores its stored val metrics so they describe
 the model as it now decides (a model refit on train+val keeps no val metrics: they would be in-sample).
 A bias whose nested estimate does not beat argmax on the metric it was chosen for is not kept: the model
-then decides by argmax (bias 0) and the stored estimate is argmax's.
+then decides by argmax (bias 0) and the stored estimate is argmax's. ``--average-seeds`` scores an ensemble
+of the recipe's seeds: each fold's held-out probabilities are averaged over its seeds first (one run per fold),
+as an ensemble of those seeds would decide.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import read_checkpoint, trained_on_val, write_checkpoint
-from .compare import METRICS, emit_block, load_runs, mean_sd, metric_row
+from .compare import METRICS, emit_block, load_runs, mean_sd, metric_row, oof_by_fold
 from .config import LABELS
 from .evaluate import compute_metrics, evaluate_checkpoint, format_metrics
 
@@ -110,12 +112,17 @@ def main(argv=None) -> None:
     ap.add_argument("--out", help="Markdown file for the table (e.g. docs/results.md)")
     ap.add_argument("--block", default="cv-bias", help="name of the table's block in --out")
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single", help="re-scores the checkpoint's val here")
+    ap.add_argument("--average-seeds", action="store_true",
+                    help="score the seeds' ensemble: average each fold's probabilities over its seeds")
     args = ap.parse_args(argv)
     groups = load_runs([args.cv_dir])
     if len(groups) != 1:
         raise SystemExit(f"{args.cv_dir} holds runs of {len(groups) or 'no'} models ({sorted(groups)}); "
                          "give a folder of one recipe")
     runs = [{**r, "y": np.asarray(r["y"]), "probs": np.asarray(r["probs"])} for r in next(iter(groups.values()))]
+    n_folds, n_seeds = len({r["fold"] for r in runs}), len({r["seed"] for r in runs})
+    if args.average_seeds:  # one run per fold: the mean of its seeds' probabilities, as an ensemble decides
+        runs = [{"fold": f, "seed": "mean", "y": y, "probs": p} for f, (_, y, p) in oof_by_fold(runs).items()]
     index = LABELS.index(args.label)
     plain, biased, chosen = nested(runs, index, args.metric)
     bias = choose_bias(np.concatenate([r["y"] for r in runs]), np.concatenate([r["probs"] for r in runs]),
@@ -125,11 +132,14 @@ def main(argv=None) -> None:
     bias = bias if kept else 0.0
     cv = cv_estimate(runs, index, chosen if kept else [0.0] * len(runs),
                      f"nested cross-validation of {Path(args.cv_dir).name}"
+                     + (f" ({n_seeds} seeds averaged per fold)" if args.average_seeds else "")
                      + ("" if kept else " (argmax: the bias did not help)"))
-    n_folds, n_seeds = len({r["fold"] for r in runs}), len({r["seed"] for r in runs})
+    soup = runs[0].get("soup_of_seeds")  # records of scripts/probe_soup.py: one model per fold, a mean of weights
+    what = (f"{n_folds} folds, each the mean of {n_seeds} seeds' probabilities" if args.average_seeds else
+            f"{n_folds} folds, each one model averaging the weights of seeds {soup}" if soup else
+            f"{n_folds} folds × {n_seeds} seed{'s' if n_seeds > 1 else ''}")
     cmd = "python -m mmsa_core.calibrate " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
-    lines = [f"Command: `{cmd}` ({n_folds} folds × {n_seeds} seed{'s' if n_seeds > 1 else ''} of "
-             f"`{Path(args.cv_dir).name}`).", "",
+    lines = [f"Command: `{cmd}` ({what} of `{Path(args.cv_dir).name}`).", "",
              "| decision | CV accuracy | CV weighted F1 | CV macro F1 | CV neutral recall |", "|---|---|---|---|---|",
              "| argmax | " + " | ".join(mean_sd([s[m] for s in plain]) for m in METRICS) + " |",
              f"| {args.label} logit {'+' if min(chosen) >= 0 else ''}{min(chosen):.2f}…{max(chosen):+.2f}, chosen "
@@ -144,7 +154,7 @@ def main(argv=None) -> None:
     if args.checkpoint:
         val = write_bias(args.checkpoint, index, bias, {
             "label": args.label, "bias": bias, "metric": args.metric, "kept": kept,
-            "cv_dir": Path(args.cv_dir).name, "runs": len(runs),
+            "cv_dir": Path(args.cv_dir).name, "runs": len(runs), "average_seeds": args.average_seeds,
             "nested": {m: float(np.mean([s[m] for s in biased])) for m in METRICS},
             "argmax": {m: float(np.mean([s[m] for s in plain])) for m in METRICS},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, args.data_dir, cv)

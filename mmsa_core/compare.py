@@ -137,7 +137,7 @@ def training_share(posts: list[Post], fraction: float, seed: int) -> list[Post]:
 def _cv_fold(name, seed, fold, posts, assignment, mkw, tkw, lookups, ckpt_dir, teachers=(),
              train_fraction: float = 1.0) -> dict:
     tcfg = TrainConfig(seed=seed, **tkw)
-    seed_everything(seed)
+    seed_everything(tcfg.model_seed)
     model = MultimodalClassifier(ModelConfig(fusion=name, **mkw))
     cut = feature_cut(model)
     if cut not in lookups:  # the frozen trunks' features of all posts, shared by every fold and seed
@@ -206,7 +206,15 @@ def cv_markdown(rows: list[dict], label: str | None = None) -> str:
             es = ensemble_scores(rs)
             lines.append(f"| `{name}` | mean of the {n_seeds} seeds' probabilities | "
                          + " | ".join(mean_sd([e[m] for e in es]) for m in METRICS) + f" | {len(es)} folds | |")
-    return "\n".join(lines)
+    notes = []
+    for name in dict.fromkeys(r["model"] for r in rows):  # the ensemble against its own seeds, fold by fold
+        rs = [r for r in rows if r["model"] == name]
+        if len({r["seed"] for r in rs}) > 1:
+            diffs = [e["accuracy"] - np.mean([r["accuracy"] for r in rs if r["fold"] == e["fold"]])
+                     for e in ensemble_scores(rs)]
+            notes.append(f"`{name}`: the seeds' ensemble minus the mean of its seeds on the same fold, accuracy "
+                         f"{mean_sd(diffs)} (higher on {sum(d > 0 for d in diffs)} of {len(diffs)} folds).")
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 _SKIP = {"fusion", "labels", "data_dir", "cache_dir", "seed", "early_stopping", "extra_data", "num_threads", "device",

@@ -74,7 +74,9 @@ class TrainConfig:
     supcon_temperature: float = 0.1
     rdrop_weight: float = 0.0  # > 0: R-Drop, two dropout passes per batch and their symmetric KL times this
     ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights and end on it
-    seed: int = 0
+    seed: int = 0  # data order, dropout, and the new weights' initial values unless init_seed is set
+    init_seed: int = -1  # >= 0: the new weights start from this seed instead (runs that differ only in data
+    #                      order and dropout, as a weight average of several runs needs)
     augment: bool = False  # text/image augmentation (only when encoders run end to end)
     augment_images: bool = True  # with augment: False keeps the cached image features and edits only the texts
     aug_contrast_weight: float = 0.0  # > 0 (texts-only augment): CLMLF's data-based contrast, post vs its edited copy
@@ -92,6 +94,11 @@ class TrainConfig:
         if self.train_on_val and self.early_stopping:
             raise ValueError("train_on_val leaves no val posts to stop early on: set early_stopping=False "
                              "(--no-early-stopping) and a fixed number of epochs")
+
+    @property
+    def model_seed(self) -> int:
+        """The seed the model's new weights (heads, classifier) are drawn with."""
+        return self.init_seed if self.init_seed >= 0 else self.seed
 
     @property
     def decodes_images(self) -> bool:

@@ -2,6 +2,10 @@
 
     python -m mmsa_core.ensemble runs/a.pt runs/b.pt runs/c.pt --out mmsa_core/weights/default.pt [--greedy]
     python -m mmsa_core.ensemble runs/a.pt --storage int8-delta --out small.pt   # one model: a compact copy
+    python -m mmsa_core.ensemble runs/s0.pt runs/s1.pt runs/s2.pt --average-weights --out soup.pt  # one model
+
+``--average-weights`` writes one model whose weights are the runs' mean (runs of one recipe and one
+``--init-seed``, different ``--seed``s): one model's compute instead of the members' sum.
 
 With ``--greedy`` members are chosen by forward selection on ``val`` (Caruana et al. 2004), so the val
 figure of the result is optimistic; the members' own val figures are stored beside it.
@@ -21,7 +25,7 @@ from torch import nn
 from .checkpoint import FORMAT, read_checkpoint, trained_on_val, write_checkpoint
 from .compress import FORMAT as INT8
 from .compress import compress_state, decompress_state
-from .config import ModelConfig
+from .config import ModelConfig, TrainConfig
 from .encoders import ImageFeatures, TextFeatures
 from .encoders.image import stage_channels
 from .model import ModelOutput, MultimodalClassifier, pretrained_reference
@@ -292,6 +296,37 @@ def write_ensemble(members: list[dict], out: str | Path, storage: str, **meta) -
     return write_checkpoint(ckpt, out)
 
 
+def average_weights(ckpts: list[dict], sources: list[str] | None = None) -> dict:
+    """One model whose trainable weights are the mean of several runs' (a uniform "model soup", Wortsman et al.
+    2022): the compute of one model. A mean of weights is only a good model when the runs started from the same
+    weights, so they must share the config and the initial weights (the pretrained encoders and the same
+    ``init_seed``), differing in data order and dropout (``seed``) only."""
+    if len(ckpts) < 2:
+        raise ValueError("A weight average needs at least two runs")
+    first = ckpts[0]
+    for c in ckpts:
+        if c.get("kind") == "ensemble":
+            raise ValueError("A weight average takes single runs, not ensembles")
+        if c["config"] != first["config"]:
+            raise ValueError("Runs of different configs cannot be averaged: their weights do not correspond")
+    inits = {TrainConfig(**{k: v for k, v in c.get("train_config", {}).items()
+                            if k in TrainConfig.__dataclass_fields__}).model_seed for c in ckpts}
+    if len(inits) > 1:
+        raise ValueError(f"These runs started from different weights (init seeds {sorted(inits)}): train them with "
+                         "one --init-seed and different --seed values to average them")
+    states = [decompress_state(c["state_dict"], pretrained_reference(MultimodalClassifier(ModelConfig.from_dict(
+        c["config"])))) if c.get("storage") == INT8 else c["state_dict"] for c in ckpts]
+    if any(set(st) != set(states[0]) for st in states):
+        raise ValueError("The runs do not hold the same weights")
+    mean = {k: (torch.stack([st[k].float() for st in states]).mean(0).to(states[0][k].dtype)
+                if states[0][k].is_floating_point() else states[0][k]) for k in states[0]}
+    meta = {k: v for k, v in first.items() if k not in ("state_dict", "storage", "metrics", "source")}
+    return {**meta, "state_dict": mean, "metrics": {},
+            "averaged_from": [{"source": name, "seed": c.get("train_config", {}).get("seed"),
+                               "data_hash": c.get("data_hash", "")}
+                              for name, c in zip(sources or [str(i) for i in range(len(ckpts))], ckpts)]}
+
+
 def greedy_select(member_probs: list[np.ndarray], y: np.ndarray, max_size: int = 7, metric=None) -> list[int]:
     """Forward selection with replacement: add the member that most improves the metric; stop when none does."""
     from sklearn.metrics import f1_score
@@ -346,8 +381,30 @@ def main(argv=None) -> None:
                     help="how the weights are stored (val is scored as stored)")
     ap.add_argument("--half", dest="storage", action="store_const", const="float16", help="= --storage float16")
     ap.add_argument("--data-dir", default="../shared/data/mvsa-single")
+    ap.add_argument("--average-weights", action="store_true",
+                    help="one model: the mean of the runs' weights (same recipe and --init-seed)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if a.average_weights:
+        if a.greedy:
+            raise SystemExit("--greedy chooses ensemble members; --average-weights averages all the runs given")
+        try:
+            soup = average_weights([read_checkpoint(p) for p in a.checkpoints], [Path(p).name for p in a.checkpoints])
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        soup = as_stored(soup, a.storage)
+        if trained_on_val(soup):
+            print("the runs trained on MVSA val, so val is not scored (their estimate is the recipe's cross-validation)")
+        else:
+            val = [p for p in load_mvsa(a.data_dir) if p.split == "val"]
+            model = build_member(soup)
+            y = np.array([model.labels.index(p.label) for p in val])
+            m = compute_metrics(y, member_probs([model], val, a.data_dir)[0].argmax(1), model.labels)
+            print(format_metrics(m))
+            soup["metrics"] = {"val": {**m, "epoch": 0}}
+        write_ensemble([soup], a.out, a.storage)
+        print(f"wrote {a.out}: the mean of {len(a.checkpoints)} runs' weights")
+        return
     stored = [stored_member(p, a.storage) for p in a.checkpoints]  # read and converted once: scored, then saved
     if any(trained_on_val(m) for m in stored):  # the final refit: val would score in-sample
         if a.greedy:

@@ -13,7 +13,8 @@ and make it the default when it is not worse on either by more than the toleranc
 Warm start (default): each member keeps its encoders, fine-tuned layers included, as a frozen trunk whose
 output is cached, and only its fusion head and classifier train a few epochs from their current weights;
 members that share encoders share one feature set. ``--full`` instead retrains every member's own recipe
-from scratch (fine-tuning included): slower, see docs/retraining.md for what the shortcut costs.
+from scratch (fine-tuning included; a member that averages several runs' weights is remade from as many runs):
+slower, see docs/retraining.md for what the shortcut costs.
 """
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import DEFAULT_CHECKPOINT, file_sha256, read_checkpoint, save_checkpoint, trained_on_val
+from .checkpoint import (DEFAULT_CHECKPOINT, file_sha256, read_checkpoint, save_checkpoint, trained_on_val,
+                         write_checkpoint)
 from .config import ModelConfig, TrainConfig
 from .data import Post
-from .ensemble import build_member, save_ensemble
+from .ensemble import average_weights, build_member, save_ensemble
 from .evaluate import compute_metrics
 from .features import MvsaFeatures, feature_cut, predict_probs
 from .model import MultimodalClassifier, encoders_frozen
@@ -231,9 +233,7 @@ def _retrain_member(recipe: dict, full: bool, data: RetrainData, mvsa_dir, setti
                        train_on_val=data.val_trained)
         with encoders_frozen(old):
             t_old = _judged("old", old, _lookup(old, mvsa_dir, tcfg, lookups), judge, trained_on)
-        new = MultimodalClassifier(ModelConfig.from_dict(recipe["config"]))
-        rec = train_on_posts(new, tcfg, data.train, [], _lookup(new, mvsa_dir, tcfg, lookups), path, progress=False,
-                             hook=hook)
+        new, rec = _full_runs(recipe, tcfg, data.train, mvsa_dir, lookups, path, hook)
     else:
         tcfg = _warm_config(recipe, epochs, cache_dir, limit)
         new = build_member(recipe)
@@ -241,11 +241,41 @@ def _retrain_member(recipe: dict, full: bool, data: RetrainData, mvsa_dir, setti
             lookup = _lookup(new, mvsa_dir, tcfg, lookups)
             t_old = _judged("old", old, lookup, judge, trained_on)
             rec = train_on_posts(new, tcfg, data.train, [], lookup, None, progress=False, hook=hook)
-        save_checkpoint(new, path, **{**rec, "warm_started_from": recipe.get("source", base_name)})
+        save_checkpoint(new, path, **{**rec, "warm_started_from": recipe.get("source", base_name),
+                                      # a --full retrain later remakes it as the base was made
+                                      **{k: recipe[k] for k in ("averaged_from",) if k in recipe}})
     with encoders_frozen(new):
         _judged("new", new, _lookup(new, mvsa_dir, tcfg, lookups), judge, trained_on)
     # Feature time = encoding (or reading the cache) while the old member was judged, plus training's own.
     return {**rec, "feature_seconds": rec["feature_seconds"] + t_old}
+
+
+def _full_runs(recipe: dict, tcfg: TrainConfig, posts: list[Post], mvsa_dir, lookups: dict, path: Path,
+               hook) -> tuple[MultimodalClassifier, dict]:
+    """A member's recipe trained from scratch into ``path``. A member that is the mean of several runs' weights
+    (``ensemble --average-weights``) is remade the same way: one run per seed it averaged, from its init seed,
+    then their mean."""
+    seeds = [int(m["seed"]) for m in recipe.get("averaged_from", [])] or [tcfg.seed]
+    paths, rec, t_feat = [], {}, 0.0
+    t0 = time.perf_counter()
+    for k, seed in enumerate(seeds):
+        tk = replace(tcfg, seed=seed, init_seed=tcfg.model_seed)
+        seed_everything(tk.model_seed)
+        model = MultimodalClassifier(ModelConfig.from_dict(recipe["config"]))
+        run_hook = (lambda f, k=k: hook((k + f) / len(seeds))) if hook else None
+        run_path = path if len(seeds) == 1 else path.with_name(f"{path.stem}-s{seed}.pt")
+        rec = train_on_posts(model, tk, posts, [], _lookup(model, mvsa_dir, tk, lookups), run_path,
+                             progress=False, hook=run_hook)
+        paths.append(run_path)
+        t_feat += rec["feature_seconds"]
+    if len(seeds) == 1:
+        return model, rec
+    soup = average_weights([read_checkpoint(p) for p in paths], [p.name for p in paths])
+    soup = {**soup, "metrics": {}, "train_seconds": time.perf_counter() - t0}
+    write_checkpoint(soup, path)
+    for p in paths:
+        p.unlink()
+    return build_member(soup), {**rec, "train_seconds": soup["train_seconds"] - t_feat, "feature_seconds": t_feat}
 
 
 def _judged(tag: str, model, lookup: MvsaFeatures, *judges: _Judge) -> float:

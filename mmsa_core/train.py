@@ -328,7 +328,7 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, out: str | Path | None = None,
           progress: bool = True) -> tuple[MultimodalClassifier, dict]:
     """Train ``mcfg`` under ``tcfg`` on MVSA train (+ exports), judged on val; write a checkpoint to ``out``
     when given. Returns (model, record)."""
-    seed_everything(tcfg.seed)
+    seed_everything(tcfg.model_seed)
     if tcfg.num_threads:
         torch.set_num_threads(tcfg.num_threads)
     train_posts, val_posts = training_posts(tcfg)
@@ -344,6 +344,7 @@ TRAIN_HELP = {"teacher": "checkpoint (an ensemble, say) whose probabilities the 
               "rdrop_weight": "> 0: R-Drop, each batch twice under other dropout masks, plus this times their KL",
               "train_on_val": "the final refit: MVSA val trains too, so nothing is left to judge on (with "
                               "--no-early-stopping; choose every setting by cross-validation first)",
+              "init_seed": ">= 0: draw the new weights with this seed, not --seed (runs for a weight average)",
               "ema_decay": "> 0: end on an exponential moving average of the weights (e.g. 0.99 per step)",
               "augment_images": "with --augment: edit only the texts; the images keep their cached features",
               "aug_contrast_weight": "> 0 (--augment --no-augment-images): contrast each post with its edited copy"}

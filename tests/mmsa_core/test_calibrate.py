@@ -127,3 +127,31 @@ def test_a_bias_that_does_not_help_held_out_folds_is_not_kept(tmp_path, mvsa_dir
     assert stored["metrics"]["cv"]["accuracy"] == pytest.approx(np.mean(argmax_acc))
     assert "argmax" in stored["metrics"]["cv"]["source"]
     assert "does not help" in (tmp_path / "r.md").read_text()
+
+
+def test_average_seeds_scores_the_seeds_ensemble_one_run_per_fold(tmp_path, mvsa_dir):
+    """Two seeds per fold, each a noisy view of the same posts: the estimate stored for an ensemble of the seeds
+    is over one run per fold, scored on the mean of the seeds' probabilities."""
+    folder = tmp_path / "cv"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    mean_acc = []
+    for fold in range(3):
+        y, p = under_predicted_neutral(300, rng)
+        seeds = []
+        for seed in range(2):
+            q = p * np.exp(rng.normal(0, 0.8, size=p.shape))
+            seeds.append(q / q.sum(1, keepdims=True))
+            (folder / f"concat-s{seed}-f{fold}.json").write_text(json.dumps(
+                {"model": "concat", "seed": seed, "fold": fold, "ids": [f"{fold}-{i}" for i in range(300)],
+                 "y": y.tolist(), "probs": seeds[-1].tolist()}))
+        mean_acc.append((np.mean(seeds, 0).argmax(1) == y).mean() * 100)
+    model = MultimodalClassifier(ModelConfig(fusion="concat", **TINY))
+    ckpt = save_checkpoint(model, tmp_path / "m.pt", train_config={"train_on_val": True})
+    calibrate_main([str(folder), "--average-seeds", "--checkpoint", str(ckpt), "--out", str(tmp_path / "r.md"),
+                    "--data-dir", str(mvsa_dir)])
+    stored = read_checkpoint(ckpt)
+    est, record = stored["metrics"]["cv"], stored["calibration"]
+    assert est["runs"] == 3 and est["n"] == 900 and record["average_seeds"] is True
+    assert record["argmax"]["accuracy"] == pytest.approx(np.mean(mean_acc))  # the ensemble's, not a seed's mean
+    assert "seeds averaged" in est["source"] and "mean of 2 seeds" in (tmp_path / "r.md").read_text()

@@ -165,3 +165,50 @@ def test_members_refit_on_val_are_packed_without_val_figures_and_evaluate_says_i
     assert "in-sample" in capsys.readouterr().out
     evaluate_main([str(plain), "--split", "val", "--data-dir", str(mvsa_dir), "--cache-dir", str(tmp_path / "c")])
     assert "in-sample" not in capsys.readouterr().out
+
+
+def test_a_weight_average_needs_runs_from_one_init_and_is_their_mean(tmp_path, mvsa_dir, capsys):
+    from mmsa_core import ModelConfig, TrainConfig
+    from mmsa_core.checkpoint import read_checkpoint
+    from mmsa_core.ensemble import average_weights, main as ensemble_main
+    from mmsa_core.model import MultimodalClassifier
+    from mmsa_core.train import train
+
+    from .conftest import TINY
+
+    def run(seed, init_seed=-1, lr=1e-3, name=None):
+        tc = TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=24, batch_size=8, cache_dir=str(tmp_path / "c"),
+                         seed=seed, init_seed=init_seed, lr=lr)
+        path = tmp_path / (name or f"s{seed}-i{init_seed}-lr{lr}.pt")
+        if not path.exists():
+            train(ModelConfig(fusion="concat", **TINY), tc, path, progress=False)
+        return path
+
+    # init_seed fixes where training starts: with nothing learned (lr 0), seeds 0 and 1 end where they began
+    frozen = [read_checkpoint(run(s, init_seed=0, lr=0.0))["state_dict"] for s in (0, 1)]
+    assert all(torch.equal(frozen[0][k], frozen[1][k]) for k in frozen[0])
+    apart = [read_checkpoint(run(s, lr=0.0))["state_dict"] for s in (0, 1)]
+    assert not torch.equal(apart[0]["classifier.1.weight"], apart[1]["classifier.1.weight"])
+
+    paths = [run(s, init_seed=0) for s in (0, 1, 2)]
+    ckpts = [read_checkpoint(p) for p in paths]
+    assert not torch.equal(ckpts[0]["state_dict"]["classifier.1.weight"], ckpts[1]["state_dict"]["classifier.1.weight"])
+    soup = average_weights(ckpts, ["a", "b", "c"])
+    for k, v in soup["state_dict"].items():
+        if v.is_floating_point():
+            assert torch.allclose(v, torch.stack([c["state_dict"][k] for c in ckpts]).mean(0))
+    assert [m["seed"] for m in soup["averaged_from"]] == [0, 1, 2]
+    with pytest.raises(ValueError, match="different weights"):  # seeds 0 and 1 drew their own initial weights
+        average_weights([read_checkpoint(run(0)), read_checkpoint(run(1))])
+    other = save_checkpoint(tiny_model("attention_add"), tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="different configs"):
+        average_weights([ckpts[0], read_checkpoint(other)])
+
+    ensemble_main([*map(str, paths), "--average-weights", "--out", str(tmp_path / "soup.pt"),
+                   "--data-dir", str(mvsa_dir)])
+    model, meta = load_model(tmp_path / "soup.pt")
+    assert type(model) is MultimodalClassifier and meta["metrics"]["val"]["n"] > 0  # one model, scored on val
+    assert len(meta["averaged_from"]) == 3 and "mean of 3 runs' weights" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="different weights"):
+        ensemble_main([str(run(0)), str(run(1)), "--average-weights", "--out", str(tmp_path / "bad.pt")])
+    assert not (tmp_path / "bad.pt").exists()

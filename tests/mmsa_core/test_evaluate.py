@@ -81,7 +81,7 @@ def test_compare_refuses_bad_settings_with_one_line_and_writes_nothing(tmp_path,
 
 
 def test_cross_validation_scores_every_post_once_and_resumes(tmp_path, mvsa_dir):
-    from mmsa_core.compare import cv_markdown, ensemble_scores, run_cv
+    from mmsa_core.compare import cv_markdown, ensemble_scores, mean_sd, run_cv
     from mmsa_core.folds import assign_folds, cv_posts
 
     tkw = {"data_dir": str(mvsa_dir), "limit": 60, "epochs": 1, "cache_dir": str(tmp_path / "c"), "batch_size": 16}
@@ -100,6 +100,8 @@ def test_cross_validation_scores_every_post_once_and_resumes(tmp_path, mvsa_dir)
     assert len(ens) == 3 and all(0 <= e["accuracy"] <= 100 for e in ens)
     table = cv_markdown(rows)
     assert "3 folds × 2 seeds" in table and "mean of the 2 seeds" in table
+    diffs = [e["accuracy"] - np.mean([r["accuracy"] for r in rows if r["fold"] == e["fold"]]) for e in ens]
+    assert f"accuracy {mean_sd(diffs)} (higher on {sum(d > 0 for d in diffs)} of 3 folds)" in table  # paired by fold
 
 
 def test_a_learning_curve_trains_on_a_stratified_share_and_scores_the_whole_fold(tmp_path, mvsa_dir):

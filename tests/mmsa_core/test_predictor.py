@@ -90,5 +90,7 @@ def test_default_checkpoint_loads_offline_and_beats_the_majority_class(default_p
     assert acc > majority + 0.05, (acc, majority)
     meta = default_predictor.meta
     assert meta["data_hash"] and meta["train_config"]["train_on_val"]  # refit on train + val (so val is in-sample)
-    assert "val" not in meta["metrics"] and meta["metrics"]["cv"]["runs"] == 15  # its estimate: the recipe's CV, 5 folds x 3 seeds
+    assert [r["seed"] for r in meta["averaged_from"]] == [0, 1, 2]  # the mean of three runs' weights
+    assert meta["train_config"]["init_seed"] == 0  # runs that started from the same weights
+    assert "val" not in meta["metrics"] and meta["metrics"]["cv"]["runs"] == 5  # its estimate: per fold, 3 runs averaged
     assert 70 < meta["metrics"]["cv"]["accuracy"] < 80 and meta["metrics"]["cv"]["accuracy_sd"] > 0

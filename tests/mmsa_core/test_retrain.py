@@ -203,6 +203,32 @@ def test_retraining_an_ensemble_retrains_every_member(tmp_path, mvsa_dir, team_d
     assert meta["stored_dtype"] == "float16"  # stored like the base
 
 
+def test_a_weight_averaged_model_is_remade_as_a_mean_of_runs_by_a_full_retrain(tmp_path, mvsa_dir, team_db):
+    from dataclasses import replace
+
+    from mmsa_core.checkpoint import read_checkpoint
+    from mmsa_core.ensemble import main as ensemble_main
+
+    url, sessions, data_dir, rows = team_db
+    tcfg = TrainConfig(data_dir=str(mvsa_dir), epochs=1, limit=48, cache_dir=str(tmp_path / "cache"), batch_size=16,
+                       init_seed=0)
+    runs = [tmp_path / f"s{seed}.pt" for seed in (0, 1)]
+    for seed, path in zip((0, 1), runs):
+        train(ModelConfig(fusion="concat", **TINY), replace(tcfg, seed=seed), path, progress=False)
+    ensemble_main([*map(str, runs), "--average-weights", "--out", str(tmp_path / "soup.pt"),
+                   "--data-dir", str(mvsa_dir)])
+    warm = run_retrain(url, data_dir, tmp_path / "soup.pt", mvsa_dir=None, base="db", epochs=1)
+    warm_ckpt = read_checkpoint(data_dir / "models" / warm["checkpoint"])
+    assert [m["seed"] for m in warm_ckpt["averaged_from"]] == [0, 1]  # the recipe a full retrain remakes
+    full = run_retrain(url, data_dir, tmp_path / "soup.pt", mvsa_dir=None, base="db", epochs=1, full=True,
+                       name="full")
+    ckpt = read_checkpoint(data_dir / "models" / full["checkpoint"])
+    assert full["mode"] == "full" and full["n_members"] == 1 and "kind" not in ckpt  # still one model
+    assert [m["seed"] for m in ckpt["averaged_from"]] == [0, 1]  # the mean of two runs, like the base
+    assert ckpt["train_config"]["init_seed"] == 0 and ckpt["n_train"] == full["n_train"]
+    assert sorted(f.name for f in (data_dir / "models").iterdir()) == sorted([warm["checkpoint"], "full.pt"])
+
+
 def test_a_cancelled_retrain_registers_nothing_and_leaves_no_files(team_db, base_model):
     url, sessions, data_dir, rows = team_db
 
