@@ -195,6 +195,7 @@ def cv_markdown(rows: list[dict], label: str | None = None) -> str:
     """One row per model (mean ± sd over folds × seeds), plus the seed ensemble when there are seeds."""
     lines = ["| model | settings | CV accuracy | CV weighted F1 | CV macro F1 | CV neutral recall | runs "
              "| train s per fold (median) |", "|---|---|---|---|---|---|---|---|"]
+    notes = []  # the ensemble against its own seeds, fold by fold
     for name in dict.fromkeys(r["model"] for r in rows):
         rs = [r for r in rows if r["model"] == name]
         settings = label or _settings(rs[0])
@@ -206,12 +207,7 @@ def cv_markdown(rows: list[dict], label: str | None = None) -> str:
             es = ensemble_scores(rs)
             lines.append(f"| `{name}` | mean of the {n_seeds} seeds' probabilities | "
                          + " | ".join(mean_sd([e[m] for e in es]) for m in METRICS) + f" | {len(es)} folds | |")
-    notes = []
-    for name in dict.fromkeys(r["model"] for r in rows):  # the ensemble against its own seeds, fold by fold
-        rs = [r for r in rows if r["model"] == name]
-        if len({r["seed"] for r in rs}) > 1:
-            diffs = [e["accuracy"] - np.mean([r["accuracy"] for r in rs if r["fold"] == e["fold"]])
-                     for e in ensemble_scores(rs)]
+            diffs = [e["accuracy"] - np.mean([r["accuracy"] for r in rs if r["fold"] == e["fold"]]) for e in es]
             notes.append(f"`{name}`: the seeds' ensemble minus the mean of its seeds on the same fold, accuracy "
                          f"{mean_sd(diffs)} (higher on {sum(d > 0 for d in diffs)} of {len(diffs)} folds).")
     return "\n".join(lines + ([""] + notes if notes else []))

@@ -95,6 +95,13 @@ class TrainConfig:
             raise ValueError("train_on_val leaves no val posts to stop early on: set early_stopping=False "
                              "(--no-early-stopping) and a fixed number of epochs")
 
+    @classmethod
+    def from_saved(cls, d: dict) -> "TrainConfig":
+        """The training config a checkpoint stored (``train_config``); fields this version does not know (a
+        checkpoint written by another version) are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
     @property
     def model_seed(self) -> int:
         """The seed the model's new weights (heads, classifier) are drawn with."""

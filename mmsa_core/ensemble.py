@@ -309,8 +309,7 @@ def average_weights(ckpts: list[dict], sources: list[str] | None = None) -> dict
             raise ValueError("A weight average takes single runs, not ensembles")
         if c["config"] != first["config"]:
             raise ValueError("Runs of different configs cannot be averaged: their weights do not correspond")
-    inits = {TrainConfig(**{k: v for k, v in c.get("train_config", {}).items()
-                            if k in TrainConfig.__dataclass_fields__}).model_seed for c in ckpts}
+    inits = {TrainConfig.from_saved(c.get("train_config", {})).model_seed for c in ckpts}
     if len(inits) > 1:
         raise ValueError(f"These runs started from different weights (init seeds {sorted(inits)}): train them with "
                          "one --init-seed and different --seed values to average them")

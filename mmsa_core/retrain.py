@@ -75,8 +75,7 @@ def correction_impact(old_pred: np.ndarray, new_pred: np.ndarray, y: np.ndarray)
 def _saved_config(recipe: dict) -> TrainConfig:
     """The member's own training config, without its teacher: a distilled model retrains on the labels alone
     (a teacher's probabilities would pull against the annotators' corrections)."""
-    saved = {k: v for k, v in recipe.get("train_config", {}).items() if k in TrainConfig.__dataclass_fields__}
-    return replace(TrainConfig(**saved), teacher="")
+    return replace(TrainConfig.from_saved(recipe.get("train_config", {})), teacher="")
 
 
 def _warm_config(recipe: dict, epochs: int | None, cache_dir: str, limit: int) -> TrainConfig:

@@ -106,8 +106,7 @@ def main(argv=None) -> None:
         out = Path(a.save_dir)
         out.mkdir(parents=True, exist_ok=True)
         first = runs[0]
-        init = TrainConfig(**{k: v for k, v in first["train_config"].items()
-                              if k in TrainConfig.__dataclass_fields__}).model_seed
+        init = TrainConfig.from_saved(first["train_config"]).model_seed
         for r in big:
             rec = {k: v for k, v in first.items() if k not in ("probs", "y", "ids", "history", "fold", "seed")}
             rec.update({"seed": init, "fold": r["fold"], "soup_of_seeds": seeds, "ids": r["ids"],
