@@ -127,9 +127,13 @@ def encode_texts(model, texts: list[str], batch_size: int = 64, progress: bool =
 
 
 @torch.no_grad()
-def encode_images(model, images: list, batch_size: int = 32, progress: bool = False,
+def encode_images(model, images: list, batch_size: int = 8, progress: bool = False,
                   dtype: torch.dtype = torch.float32):
-    """Trunk outputs of images given as paths, bytes or PIL images."""
+    """Trunk outputs of images given as paths, bytes or PIL images.
+
+    Batches of 8: a batch of 32's early-stage activations took about 0.6 GB more peak memory and were no
+    faster on a 2-core CPU (``bench/bench_features.py --image-batch 8 32``). A post's output does not depend
+    on its batch."""
     enc = model.image_encoder
     enc.train(False)  # BatchNorm with its running statistics, never the batch's own
     device = next(model.parameters()).device

@@ -26,7 +26,7 @@ if [ "${SKIP_CV:-0}" != 1 ]; then
   $PY -m mmsa_core.compare --cv 5 --models attention_concat --out docs/results.md --seeds 0 1 2 --epochs 2 \
     --set text_trainable_layers=-1 --set layer_decay=0.9 --set bucket_by_length=true --set aux_modality_weight=0.3 \
     --set encoder_lr=0.0001 --set init_seed=0 --keep-checkpoints --save-dir runs/cv/soup --block cv-soup-runs
-  $PY scripts/probe_soup.py runs/cv/soup --out docs/results.md --block cv-soup --save-dir runs/cv/soup-avg
+  $PY scripts/probe_soup.py runs/cv/soup --seeds 0 1 2 --out docs/results.md --block cv-soup --save-dir runs/cv/soup-avg
 fi
 for seed in 0 1 2; do
   $PY -m mmsa_core.train "${RECIPE[@]}" --seed $seed --out runs/final/attention_concat-text6-aux-lr1e4-i0-s$seed.pt

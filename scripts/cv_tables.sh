@@ -92,3 +92,7 @@ $PY -m mmsa_core.calibrate runs/cv/elr1e4 --label neutral --metric weighted_f1 -
 # One seed at 2e-4: is the optimum higher still?
 $CV --seeds 0 --epochs 2 $FT --set aux_modality_weight=0.3 --set encoder_lr=0.0002 --save-dir runs/cv/elr2e4 --block cv-elr2e4
 $PY -m mmsa_core.compare --cv-paired runs/cv/final-teachers runs/cv/elr1e4 runs/cv/elr2e4 --out docs/results.md --block cv-paired-lr
+# Soups of four and five runs: seeds 3 and 4 added to the shipped model's CV runs (same init seed, same folds; after
+# scripts/build_default.sh, whose seeds 0-2 this reads back).
+$CV --seeds 0 1 2 3 4 --epochs 2 $FT --set aux_modality_weight=0.3 --set encoder_lr=0.0001 --set init_seed=0 --keep-checkpoints --save-dir runs/cv/soup --block cv-soup5-runs
+$PY scripts/probe_soup.py runs/cv/soup --seeds 0 1 2 3 4 --out docs/results.md --block cv-soup5

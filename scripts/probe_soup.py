@@ -1,8 +1,9 @@
 """Probe: is the mean of several runs' weights (a "model soup") as good as their ensemble, at one model's cost?
 
-    python scripts/probe_soup.py runs/cv/soup --out docs/results.md --block cv-soup --save-dir runs/cv/soup-avg
+    python scripts/probe_soup.py runs/cv/soup --seeds 0 1 2 --out docs/results.md --block cv-soup --save-dir runs/cv/soup-avg
 
-The runs: ``compare --cv --keep-checkpoints`` of one recipe with ``--set init_seed=0`` and several ``--seeds``:
+The runs: ``compare --cv --keep-checkpoints`` of one recipe with ``--set init_seed=0`` and several ``--seeds``
+(``--seeds`` here takes a subset of them):
 every run of a fold starts from the same weights (the pretrained encoders, the heads drawn with seed 0) and
 differs in data order and dropout only. For every fold, the first k seeds' checkpoints are averaged into one
 model (``mmsa_core.ensemble.average_weights``) that scores the fold's held-out posts. Rows, all on the same folds:
@@ -44,12 +45,17 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--block", default="cv-soup")
     ap.add_argument("--save-dir", help="write the largest soup's held-out probabilities here, as compare --cv does")
+    ap.add_argument("--seeds", nargs="+", type=int, help="use only these seeds' runs (default: every seed there)")
     a = ap.parse_args(argv)
     t0 = time.time()
     groups = load_runs([a.runs])
     if len(groups) != 1:
         raise SystemExit(f"{a.runs} holds runs of {len(groups) or 'no'} models: give a folder of one recipe")
     runs = next(iter(groups.values()))
+    if a.seeds:
+        if absent := sorted(set(a.seeds) - {r["seed"] for r in runs}):
+            raise SystemExit(f"{a.runs} has no runs of seed(s) {absent}")
+        runs = [r for r in runs if r["seed"] in a.seeds]
     seeds, folds = sorted({r["seed"] for r in runs}), sorted({r["fold"] for r in runs})
     if len(seeds) < 2:
         raise SystemExit(f"{a.runs} holds one seed: a weight average needs runs of several seeds")
