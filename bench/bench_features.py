@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import emit, machine  # noqa: E402
+from bench.common import emit, machine, run_child  # noqa: E402
 
 
 def _stage(stage: str, data_dir: str, limit: int, batch: int) -> dict:
-    """One stage, in this process: seconds and RSS before and at the peak (GB)."""
+    """One stage, in this process: its seconds, and the peak RSS (GB) with the model loaded, before encoding."""
     from mmsa_core import ModelConfig, MultimodalClassifier
     from mmsa_core.data import load_mvsa
     from mmsa_core.features import encode_images, encode_texts
@@ -44,12 +44,8 @@ def _stage(stage: str, data_dir: str, limit: int, batch: int) -> dict:
 def _child(stage: str, a, batch: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--stage", stage, "--batch", str(batch), "--limit", str(a.limit),
            "--data-dir", a.data_dir]
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
-    out = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{' '.join(cmd)} failed")
-    return {**json.loads(out.strip().splitlines()[-1]), "peak_gb": usage.ru_maxrss * 1024 / 1e9}
+    out, peak_gb = run_child(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_gb": peak_gb}
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from bench.common import emit, machine  # noqa: E402
+from bench.common import emit, machine, run_child  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,14 +54,10 @@ def run_once(url: str, data_dir: Path, cache: Path, checkpoint: str, mvsa_dir: s
            "mvsa-single", "--mvsa-dir", mvsa_dir, "--checkpoint", checkpoint, "--json", str(out)]
     env = {**os.environ, "MMSA_CACHE_DIR": str(cache), "TQDM_DISABLE": "1"}
     t0 = time.perf_counter()
-    child = subprocess.Popen(cmd + (["--full"] if full else []), cwd=REPO, env=env)
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (ru_maxrss, KiB)
+    _, peak_gb = run_child(cmd + (["--full"] if full else []), cwd=REPO, env=env)
     wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        raise SystemExit(f"retrain failed with exit code {code}: {' '.join(cmd)}")
     report = json.loads(out.read_text())
-    return {**report, "wall": wall, "peak_rss_gb": usage.ru_maxrss * 1024 / 1e9}
+    return {**report, "wall": wall, "peak_rss_gb": peak_gb}
 
 
 def _wf1(r: dict, k: str) -> str:

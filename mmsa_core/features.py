@@ -128,18 +128,20 @@ def encode_texts(model, texts: list[str], batch_size: int = 64, progress: bool =
 
 @torch.no_grad()
 def encode_images(model, images: list, batch_size: int = 8, progress: bool = False,
-                  dtype: torch.dtype = torch.float32):
-    """Trunk outputs of images given as paths, bytes or PIL images.
+                  dtype: torch.dtype = torch.float32, preprocess=None):
+    """Trunk outputs of images given as paths, bytes or PIL images; ``preprocess`` (a PIL image to a pixel
+    tensor) replaces the encoder's own resize and crop, e.g. for another view of the image.
 
     Batches of 8: a batch of 32's early-stage activations took about 0.6 GB more peak memory and were no
     faster on a 2-core CPU (``bench/bench_features.py --image-batch 8 32``). A post's output does not depend
     on its batch."""
     enc = model.image_encoder
     enc.train(False)  # BatchNorm with its running statistics, never the batch's own
+    preprocess = preprocess or enc.preprocess
     device = next(model.parameters()).device
     out = None  # filled in place: no second copy of the whole set at the end
     for i in tqdm(range(0, len(images), batch_size), desc="images", disable=not progress):
-        pixels = torch.stack([enc.preprocess(load_image(x)) for x in images[i:i + batch_size]]).to(device)
+        pixels = torch.stack([preprocess(load_image(x)) for x in images[i:i + batch_size]]).to(device)
         y = enc.forward_trunk(pixels).to(dtype).cpu()
         if out is None:
             out = y.new_empty((len(images), *y.shape[1:]))

@@ -18,19 +18,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from torchvision import transforms as T
-from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmsa_core.checkpoint import load_model  # noqa: E402
 from mmsa_core.compare import METRICS, emit_block, load_runs, mean_sd, metric_row  # noqa: E402
 from mmsa_core.config import LABELS, TrainConfig  # noqa: E402
-from mmsa_core.data import load_image  # noqa: E402
 from mmsa_core.evaluate import compute_metrics  # noqa: E402
-from mmsa_core.features import FeatureSet, MvsaFeatures, predict_probs  # noqa: E402
+from mmsa_core.features import FeatureSet, MvsaFeatures, encode_images, predict_probs  # noqa: E402
 from mmsa_core.folds import assign_folds, cv_posts  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -44,16 +41,6 @@ def views(encoder) -> dict:
             "mirrored crop": lambda im: encoder.preprocess(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
             "whole image": T.Compose([T.Resize((size, size), interpolation=T.InterpolationMode.BICUBIC),
                                       *to_tensor])}
-
-
-@torch.no_grad()
-def trunk_view(encoder, posts, fn, batch_size: int = 32) -> torch.Tensor:
-    """(N, C, h, w) image trunk outputs of one view."""
-    encoder.train(False)
-    out = []
-    for i in tqdm(range(0, len(posts), batch_size), desc="images", leave=False):
-        out.append(encoder.forward_trunk(torch.stack([fn(load_image(p.image)) for p in posts[i:i + batch_size]])))
-    return torch.cat(out)
 
 
 def main(argv=None) -> None:
@@ -76,7 +63,8 @@ def main(argv=None) -> None:
                          "does not handle")
     # The cached features (text, and the image as the app crops it), in the posts' order.
     text = MvsaFeatures(first, a.data_dir, None, progress=False)(posts).materialize()
-    trunks = {name: text.image_trunk if name == "crop" else trunk_view(first.image_encoder, posts, fn)
+    trunks = {name: text.image_trunk if name == "crop"
+              else encode_images(first, [p.image for p in posts], progress=True, preprocess=fn)
               for name, fn in views(first.image_encoder).items()}
     log.info("views encoded in %.0f s", time.time() - t0)
     probs = {name: {} for name in trunks}  # view -> seed -> (N, C) held-out probabilities
